@@ -1,0 +1,84 @@
+//! `liftoff deploy`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::output::Output;
+use crate::{DeployArgs, pipeline};
+
+/// The `.env` files upstream loads from the working dir when `--env-file` is absent.
+const DEFAULT_ENV_FILES: [&str; 5] = [".env", ".env.development", ".env.local", ".env.development.local", "dev.vars"];
+
+pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
+    if !args.dry_run {
+        bail!(
+            "deploying to the platform is not available in this build of liftoff yet; run with --dry-run to build the project and inspect the result"
+        );
+    }
+    let project_dir = std::fs::canonicalize(&args.path)
+        .with_context(|| format!("the project path {} does not exist", args.path.display()))?;
+
+    let env = environment(&project_dir, args.env_file.as_deref())?;
+    let config = liftoff_config::load(&liftoff_config::LoadOptions {
+        project_dir: project_dir.clone(),
+        config_file: args.config.clone(),
+        project_ref: args.project_ref.clone(),
+        env,
+    })?;
+    for warning in &config.warnings {
+        out.warn(warning);
+    }
+    out.debug(format!("config: {}", config.config_file.display()));
+
+    let step = out.step("Building trigger code");
+    let outcome = pipeline::build(&config, args.env.as_str(), |bundle| {
+        for d in &bundle.diagnostics {
+            match d.severity {
+                liftoff_bundler::diagnostics::Severity::Note => out.note(d.to_string()),
+                _ => out.warn(d.to_string()),
+            }
+        }
+    })?;
+    step.done("Successfully built code");
+
+    let dir = outcome.dir.display().to_string();
+    if out.json() {
+        out.result(&serde_json::json!({
+            "buildDir": dir,
+            "contentHash": outcome.manifest.content_hash,
+            "project": outcome.manifest.config.project,
+            "environment": outcome.manifest.environment,
+            "runtime": config.runtime.as_str(),
+            "taskFiles": outcome.task_files.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
+            "externals": outcome.manifest.externals,
+            "files": outcome.bundle.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+        }));
+    }
+    out.line(format!("Dry run complete. View the built project at {dir}"));
+    Ok(())
+}
+
+/// The environment `process.env` reads in the config: the process's own
+/// variables, plus those from `--env-file` (or upstream's default `.env` files)
+/// that are not already set — dotenv never overrides.
+fn environment(project_dir: &Path, env_file: Option<&Path>) -> Result<BTreeMap<String, String>> {
+    let mut env: BTreeMap<String, String> = std::env::vars().collect();
+    let files: Vec<std::path::PathBuf> = match env_file {
+        Some(f) => {
+            let path = if f.is_absolute() { f.to_path_buf() } else { project_dir.join(f) };
+            if !path.is_file() {
+                bail!("the env file {} does not exist", path.display());
+            }
+            vec![path]
+        }
+        None => DEFAULT_ENV_FILES.iter().map(|f| project_dir.join(f)).filter(|p| p.is_file()).collect(),
+    };
+    for file in files {
+        for (k, v) in liftoff_config::parse_env_file(&file)? {
+            env.entry(k).or_insert(v);
+        }
+    }
+    Ok(env)
+}

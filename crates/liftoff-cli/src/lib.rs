@@ -1,0 +1,125 @@
+//! The `liftoff` command line: arguments, commands and the output layer.
+
+mod commands;
+mod output;
+mod pipeline;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use output::{LogLevel, Output};
+
+/// Build and deploy Trigger.dev task projects without a Docker daemon.
+#[derive(Debug, Parser)]
+#[command(name = "liftoff", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build (and, later, deploy) a Trigger.dev project. Flags match `trigger.dev deploy` 3.3.17.
+    Deploy(DeployArgs),
+}
+
+/// Flags shared by every command, as upstream's common options.
+#[derive(Debug, Args, Clone)]
+pub struct CommonArgs {
+    /// How much to print: debug, info, log, warn, error or none.
+    #[arg(short = 'l', long, value_enum, env = "TRIGGER_LOG_LEVEL", default_value = "log", global = true)]
+    pub log_level: LogLevel,
+    /// The login profile (accepted for compatibility; used once deploys talk to the platform).
+    #[arg(long, default_value = "default", global = true)]
+    pub profile: String,
+    /// The Trigger.dev API URL.
+    #[arg(short = 'a', long, env = "TRIGGER_API_URL", global = true)]
+    pub api_url: Option<String>,
+    /// Accepted for compatibility: liftoff sends no telemetry.
+    #[arg(long, global = true)]
+    pub skip_telemetry: bool,
+    /// Print the result as JSON on stdout (messages stay on stderr).
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// `trigger.dev` environments a deploy may target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeployEnv {
+    Prod,
+    Staging,
+}
+
+impl DeployEnv {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Prod => "prod",
+            Self::Staging => "staging",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct DeployArgs {
+    /// The path to the project.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// Deploy to a specific environment.
+    #[arg(short = 'e', long, value_enum, default_value = "prod")]
+    pub env: DeployEnv,
+    /// The config file, looked up in the project directory.
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+    /// The project ref; overrides `project` in the config file.
+    #[arg(short = 'p', long)]
+    pub project_ref: Option<String>,
+    /// Build only: keep the build directory, print its path, and exit. Needs no login or network.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// A .env file whose variables are available to `process.env` in the config.
+    #[arg(long)]
+    pub env_file: Option<PathBuf>,
+    /// Skip the version check (accepted for compatibility; liftoff does not phone home).
+    #[arg(long)]
+    pub skip_update_check: bool,
+    /// Skip syncing env vars from `syncEnvVars` extensions.
+    #[arg(long)]
+    pub skip_sync_env_vars: bool,
+    /// Deploy without promoting the new version to current.
+    #[arg(long)]
+    pub skip_promotion: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Deploy(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::deploy::run(&args, &out))
+        }
+    }
+}
+
+fn report(out: &Output, result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let mut msg = err.to_string();
+            for cause in err.chain().skip(1) {
+                let cause = cause.to_string();
+                if !msg.contains(&cause) {
+                    msg.push_str("\n  caused by: ");
+                    msg.push_str(&cause);
+                }
+            }
+            out.error(msg);
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,235 @@
+//! config → bundle → manifest: turns a project into a build directory.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result, bail};
+use liftoff_bundler::{BundleSpec, Entry, Jsx};
+use liftoff_config::ResolvedConfig;
+use liftoff_manifest::{BuildManifest, Runtime};
+
+/// The CLI entry points taken from the installed `trigger.dev` package.
+const DEPLOY_ENTRY_POINTS: [&str; 4] =
+    ["deploy-run-controller", "deploy-run-worker", "deploy-index-controller", "deploy-index-worker"];
+
+/// The installed `trigger.dev` package.
+pub struct TriggerPackage {
+    pub dir: PathBuf,
+    pub version: String,
+}
+
+/// Finds `node_modules/trigger.dev` from the project, as Node would.
+pub fn find_trigger_package(working_dir: &Path, sdk_version: Option<&str>) -> Result<TriggerPackage> {
+    let hint = sdk_version.map_or_else(
+        || "npm install -D trigger.dev@<your @trigger.dev/sdk version>".to_string(),
+        |v| format!("npm install -D trigger.dev@{v}"),
+    );
+    let Some(dir) = find_node_module(working_dir, "trigger.dev") else {
+        bail!(
+            "the `trigger.dev` package is not installed in {} (nor in a parent node_modules).\n  liftoff bundles its runtime entry points into your deploy. Add it to devDependencies at your SDK's version and install: {hint}",
+            working_dir.display()
+        );
+    };
+    let version = read_version(&dir).with_context(|| format!("{} has no readable package.json", dir.display()))?;
+    for name in DEPLOY_ENTRY_POINTS {
+        let path = entry_point(&dir, name);
+        if !path.is_file() {
+            bail!(
+                "the installed trigger.dev@{version} has no {} — it is not a v3 CLI package or its install is incomplete. Reinstall it: {hint}",
+                path.display()
+            );
+        }
+    }
+    Ok(TriggerPackage { dir, version })
+}
+
+fn entry_point(trigger_dir: &Path, name: &str) -> PathBuf {
+    trigger_dir.join("dist/esm/entryPoints").join(format!("{name}.js"))
+}
+
+/// Node's lookup of `node_modules/<name>` walking up from `from`.
+pub fn find_node_module(from: &Path, name: &str) -> Option<PathBuf> {
+    from.ancestors()
+        .filter(|d| d.file_name().is_none_or(|n| n != "node_modules"))
+        .map(|d| d.join("node_modules").join(name))
+        .find(|d| d.join("package.json").is_file())
+}
+
+fn read_version(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    json.get("version")?.as_str().map(String::from)
+}
+
+/// What a build produced, for the command to report.
+pub struct BuildOutcome {
+    pub dir: PathBuf,
+    pub manifest: BuildManifest,
+    pub bundle: liftoff_bundler::Bundle,
+    pub task_files: Vec<PathBuf>,
+}
+
+/// Builds the project into a fresh `<workingDir>/.trigger/tmp/build-XXXXXX`. On any
+/// failure the directory is removed.
+pub fn build(config: &ResolvedConfig, environment: &str, on_bundled: impl FnOnce(&liftoff_bundler::Bundle)) -> Result<BuildOutcome> {
+    let working_dir = &config.working_dir;
+    let task_files = config.discover_task_files()?;
+
+    let sdk_dir = find_node_module(working_dir, "@trigger.dev/sdk");
+    let sdk_version = sdk_dir.as_deref().and_then(read_version);
+    let trigger = find_trigger_package(working_dir, sdk_version.as_deref())?;
+
+    let config_file = canonical(&config.config_file)?;
+    let mut entries: Vec<Entry> = Vec::new();
+    for rel in &task_files {
+        let path = canonical(&working_dir.join(rel))?;
+        entries.push(Entry { name: liftoff_bundler::entry_name(working_dir, &working_dir.join(rel)), path });
+    }
+    entries.push(Entry { name: liftoff_bundler::entry_name(working_dir, &config.config_file), path: config_file.clone() });
+    let mut trigger_entries = DEPLOY_ENTRY_POINTS.to_vec();
+    if config.has_instrumentations {
+        trigger_entries.push("loader");
+    }
+    for name in &trigger_entries {
+        entries.push(Entry {
+            name: format!("node_modules/trigger.dev/dist/esm/entryPoints/{name}"),
+            path: canonical(&entry_point(&trigger.dir, name))?,
+        });
+    }
+
+    let config_source = std::fs::read_to_string(&config.config_file)
+        .with_context(|| format!("could not read {}", config.config_file.display()))?;
+    let stripped = liftoff_config::strip_build(&config.config_file, &config_source)?;
+    let overrides: HashMap<PathBuf, String> = HashMap::from([(config_file.clone(), stripped)]);
+
+    let spec = BundleSpec {
+        working_dir: working_dir.clone(),
+        entries,
+        conditions: config.build.conditions.clone(),
+        externals: config.build.external.clone(),
+        jsx: Jsx {
+            automatic: config.build.jsx.automatic,
+            factory: config.build.jsx.factory.clone(),
+            fragment: config.build.jsx.fragment.clone(),
+        },
+        tsconfig: config.tsconfig.as_ref().map(|t| working_dir.join(t)).filter(|p| p.is_file()),
+        overrides,
+        bun: matches!(config.runtime, liftoff_config::Runtime::Bun),
+        sourcemaps: true,
+    };
+    let bundle = liftoff_bundler::bundle(&spec)?;
+    on_bundled(&bundle);
+
+    let tmp_root = working_dir.join(".trigger/tmp");
+    std::fs::create_dir_all(&tmp_root).with_context(|| format!("could not create {}", tmp_root.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("build-")
+        .rand_bytes(6)
+        .tempdir_in(&tmp_root)
+        .with_context(|| format!("could not create a build directory in {}", tmp_root.display()))?;
+    let dir = canonical(tmp.path())?;
+
+    let manifest = write_build_dir(config, environment, &dir, &bundle, &task_files, &trigger, sdk_version)?;
+    // Success: keep the directory (dry runs hand it to the user).
+    let _ = tmp.keep();
+    Ok(BuildOutcome { dir, manifest, bundle, task_files })
+}
+
+fn canonical(p: &Path) -> Result<PathBuf> {
+    std::fs::canonicalize(p).with_context(|| format!("{} does not exist", p.display()))
+}
+
+fn write_build_dir(
+    config: &ResolvedConfig,
+    environment: &str,
+    dir: &Path,
+    bundle: &liftoff_bundler::Bundle,
+    task_files: &[PathBuf],
+    trigger: &TriggerPackage,
+    sdk_version: Option<String>,
+) -> Result<BuildManifest> {
+    let working_dir = &config.working_dir;
+    bundle.write_to(dir)?;
+    let out = |rel: &str| dir.join(rel).to_string_lossy().into_owned();
+    let output_of = |name: &str| -> Result<String> {
+        bundle
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .map(|e| out(&e.output))
+            .with_context(|| format!("the bundle has no output for {name}"))
+    };
+    let trigger_out = |name: &str| output_of(&format!("node_modules/trigger.dev/dist/esm/entryPoints/{name}"));
+
+    let mut files = Vec::new();
+    let mut sources = BTreeMap::new();
+    for rel in task_files {
+        let rel_str = slash(rel);
+        let name = liftoff_bundler::entry_name(working_dir, &working_dir.join(rel));
+        files.push(liftoff_manifest::FileEntry { entry: rel_str.clone(), out: output_of(&name)? });
+        if let Ok(text) = std::fs::read_to_string(working_dir.join(rel)) {
+            sources.insert(rel_str, liftoff_manifest::encode_source(&text));
+        }
+    }
+    for extra in [Some(&config.config_file), config.tsconfig_path.as_ref(), config.package_json_path.as_ref()].into_iter().flatten() {
+        if let (Ok(rel), Ok(text)) = (extra.strip_prefix(working_dir), std::fs::read_to_string(extra)) {
+            sources.insert(slash(rel), liftoff_manifest::encode_source(&text));
+        }
+    }
+
+    let config_name = liftoff_bundler::entry_name(working_dir, &config.config_file);
+    let mut manifest = BuildManifest {
+        target: "deploy".into(),
+        package_version: sdk_version.unwrap_or_else(|| trigger.version.clone()),
+        cli_package_version: trigger.version.clone(),
+        content_hash: bundle.content_hash.clone(),
+        runtime: match config.runtime {
+            liftoff_config::Runtime::Node => Runtime::Node,
+            liftoff_config::Runtime::Bun => Runtime::Bun,
+        },
+        environment: environment.to_string(),
+        config: liftoff_manifest::ProjectConfig { project: config.project.clone(), dirs: config.dirs.clone() },
+        files,
+        sources,
+        output_path: dir.to_string_lossy().into_owned(),
+        run_worker_entry_point: trigger_out("deploy-run-worker")?,
+        run_controller_entry_point: Some(trigger_out("deploy-run-controller")?),
+        index_worker_entry_point: trigger_out("deploy-index-worker")?,
+        index_controller_entry_point: Some(trigger_out("deploy-index-controller")?),
+        loader_entry_point: if config.has_instrumentations { Some(trigger_out("loader")?) } else { None },
+        config_path: output_of(&config_name)?,
+        externals: Some(
+            bundle
+                .externals
+                .iter()
+                .map(|e| liftoff_manifest::External { name: e.name.clone(), version: e.version.clone() })
+                .collect(),
+        ),
+        build: liftoff_manifest::BuildSection::default(),
+        custom_conditions: Some(config.build.conditions.clone()),
+        deploy: liftoff_manifest::DeploySection::default(),
+        image: None,
+        otel_import_hook: None,
+    };
+    manifest.rewrite_paths(dir)?;
+
+    let project_pkg: Option<serde_json::Value> = config
+        .package_json_path
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let externals = manifest.externals.clone().unwrap_or_default();
+    write(dir, "package.json", &liftoff_manifest::package_json(project_pkg.as_ref(), &externals)?)?;
+    write(dir, "build.json", &manifest.to_build_json())?;
+    write(dir, "Containerfile", &liftoff_manifest::containerfile(&manifest)?)?;
+    Ok(manifest)
+}
+
+fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
+    let path = dir.join(name);
+    std::fs::write(&path, contents).with_context(|| format!("could not write {}", path.display()))
+}
+
+fn slash(p: &Path) -> String {
+    p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+}

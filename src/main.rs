@@ -1,0 +1,5 @@
+//! The `liftoff` binary.
+
+fn main() -> std::process::ExitCode {
+    liftoff_cli::main()
+}
