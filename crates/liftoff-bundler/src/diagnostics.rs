@@ -69,7 +69,7 @@ pub(crate) fn from_batch(batch: &BatchedBuildDiagnostic, cwd: &Path) -> Vec<Diag
 /// project's own code is an error; inside `node_modules` (optional peer imports
 /// guarded at runtime) it stays a warning.
 pub(crate) fn is_fatal_warning(d: &BuildDiagnostic, diag: &Diagnostic, _cwd: &Path) -> bool {
-    d.kind() == EventKind::UnresolvedImport
+    matches!(d.kind(), EventKind::UnresolvedImport)
         && !diag.location.as_deref().is_some_and(|l| l.contains("node_modules/"))
         && !diag.message.contains("node_modules/")
 }

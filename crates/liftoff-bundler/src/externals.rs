@@ -156,7 +156,7 @@ pub(crate) fn still_referenced(seen: &SeenExternals, imports: &[String]) -> Vec<
 }
 
 /// Memoises package lookups across the parallel resolve calls of one build.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct PackageCache {
     by_dir: HashMap<PathBuf, Option<InstalledPackage>>,
 }

@@ -19,7 +19,7 @@ use crate::{ALWAYS_EXTERNAL, BundleSpec};
 const SERVER_ONLY_ID: &str = "\0liftoff:server-only";
 
 /// What the plugin learns during one build.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct State {
     pub externals: SeenExternals,
     pub notes: Vec<Diagnostic>,
@@ -27,6 +27,7 @@ pub(crate) struct State {
     native_noted: HashSet<PathBuf>,
 }
 
+#[derive(Debug)]
 pub(crate) struct TriggerPlugin {
     working_dir: PathBuf,
     externals: Vec<String>,

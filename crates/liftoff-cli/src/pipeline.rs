@@ -1,6 +1,6 @@
 //! config → bundle → manifest: turns a project into a build directory.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result, bail};
@@ -162,7 +162,7 @@ fn write_build_dir(
     let trigger_out = |name: &str| output_of(&format!("node_modules/trigger.dev/dist/esm/entryPoints/{name}"));
 
     let mut files = Vec::new();
-    let mut sources = BTreeMap::new();
+    let mut sources = liftoff_manifest::IndexMap::new();
     for rel in task_files {
         let rel_str = slash(rel);
         let name = liftoff_bundler::entry_name(working_dir, &working_dir.join(rel));
@@ -179,7 +179,7 @@ fn write_build_dir(
 
     let config_name = liftoff_bundler::entry_name(working_dir, &config.config_file);
     let mut manifest = BuildManifest {
-        target: "deploy".into(),
+        target: liftoff_manifest::Target::Deploy,
         package_version: sdk_version.unwrap_or_else(|| trigger.version.clone()),
         cli_package_version: trigger.version.clone(),
         content_hash: bundle.content_hash.clone(),
@@ -188,7 +188,7 @@ fn write_build_dir(
             liftoff_config::Runtime::Bun => Runtime::Bun,
         },
         environment: environment.to_string(),
-        config: liftoff_manifest::ProjectConfig { project: config.project.clone(), dirs: config.dirs.clone() },
+        config: liftoff_manifest::ManifestConfig { project: config.project.clone(), dirs: config.dirs.clone() },
         files,
         sources,
         output_path: dir.to_string_lossy().into_owned(),
