@@ -26,11 +26,29 @@ pub struct Diagnostic {
     pub location: Option<String>,
     /// The full rendering (code frame included).
     pub rendered: String,
+    /// The package the diagnostic is about, for liftoff's own notes.
+    pub package: Option<String>,
 }
 
 impl Diagnostic {
-    pub(crate) fn note(severity: Severity, code: &str, message: String) -> Self {
-        Self { severity, code: code.into(), rendered: message.clone(), message, location: None }
+    pub(crate) fn about_package(severity: Severity, code: &str, package: &str, message: String) -> Self {
+        Self {
+            severity,
+            code: code.into(),
+            rendered: message.clone(),
+            message,
+            location: None,
+            package: Some(package.to_string()),
+        }
+    }
+
+    /// `error`, `warning` or `note`.
+    pub fn severity_str(&self) -> &'static str {
+        match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        }
     }
 }
 
@@ -54,6 +72,7 @@ pub(crate) fn from_rolldown(d: &BuildDiagnostic, cwd: &Path) -> Diagnostic {
         message: d.to_message_with(&opts),
         location,
         rendered: diag.convert_to_string(false),
+        package: None,
     }
 }
 
@@ -68,8 +87,24 @@ pub(crate) fn from_batch(batch: &BatchedBuildDiagnostic, cwd: &Path) -> Vec<Diag
 /// external; esbuild (and so upstream) fails. A missing module imported by the
 /// project's own code is an error; inside `node_modules` (optional peer imports
 /// guarded at runtime) it stays a warning.
-pub(crate) fn is_fatal_warning(d: &BuildDiagnostic, diag: &Diagnostic, _cwd: &Path) -> bool {
+pub(crate) fn is_fatal_warning(d: &BuildDiagnostic, diag: &Diagnostic) -> bool {
     matches!(d.kind(), EventKind::UnresolvedImport)
         && !diag.location.as_deref().is_some_and(|l| l.contains("node_modules/"))
         && !diag.message.contains("node_modules/")
+}
+
+/// Turns an unresolved-import warning into the error liftoff reports, with what to do.
+pub(crate) fn into_missing_module_error(mut diag: Diagnostic) -> Diagnostic {
+    diag.severity = Severity::Error;
+    diag.rendered = diag.rendered.replace("Module not found, treating it as an external dependency", "Module not found.");
+    let specifier = diag.message.split('\'').nth(1).unwrap_or_default();
+    let package = crate::externals::package_name(specifier);
+    if !package.is_empty() {
+        diag.rendered = format!(
+            "{}\n  help: `{package}` is not installed where this file can import it. Add it to your package.json dependencies and run `npm install` (or your package manager's install).",
+            diag.rendered.trim_end()
+        );
+        diag.package = Some(package.to_string());
+    }
+    diag
 }

@@ -142,13 +142,12 @@ fn collect_strings(v: Option<&serde_json::Value>, out: &mut Vec<String>) {
 /// Every installation of each external seen while resolving: name → (depth, dir, version).
 pub(crate) type SeenExternals = BTreeMap<String, BTreeSet<(usize, PathBuf, String)>>;
 
-/// Externals still imported by some chunk after tree-shaking, each at the
-/// installation closest to the project root (deterministic when a package is
-/// installed at several versions).
-pub(crate) fn still_referenced(seen: &SeenExternals, imports: &[String]) -> Vec<External> {
-    let used: BTreeSet<&str> = imports.iter().map(|s| package_name(s)).collect();
+/// Every external the build resolved, each at the installation closest to the
+/// project root (deterministic when a package is installed at several versions).
+/// Like upstream, this includes externals reached only through `require()` in
+/// bundled CommonJS: they stay as runtime requires, so the image must install them.
+pub(crate) fn chosen(seen: &SeenExternals) -> Vec<External> {
     seen.iter()
-        .filter(|(name, _)| used.contains(name.as_str()))
         .filter_map(|(name, installs)| {
             installs.iter().next().map(|(_, _, version)| External { name: name.clone(), version: version.clone() })
         })

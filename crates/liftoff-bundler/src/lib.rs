@@ -123,7 +123,7 @@ pub struct Bundle {
     pub files: Vec<OutputFile>,
     /// One per [`Entry`], in the order given.
     pub entries: Vec<EntryOutput>,
-    /// External packages still referenced by the output, with installed versions, sorted by name.
+    /// External packages the bundle imports or requires, with installed versions, sorted by name.
     pub externals: Vec<External>,
     /// Warnings and notes (bundled externals, native addons made external, …).
     pub diagnostics: Vec<Diagnostic>,
@@ -182,8 +182,8 @@ pub async fn bundle_async(spec: &BundleSpec) -> Result<Bundle, BundleError> {
     let mut errors = Vec::new();
     for warning in &output.warnings {
         let diag = diagnostics::from_rolldown(warning, &spec.working_dir);
-        if diagnostics::is_fatal_warning(warning, &diag, &spec.working_dir) {
-            errors.push(diag);
+        if diagnostics::is_fatal_warning(warning, &diag) {
+            errors.push(diagnostics::into_missing_module_error(diag));
         } else {
             diags.push(diag);
         }
@@ -194,7 +194,6 @@ pub async fn bundle_async(spec: &BundleSpec) -> Result<Bundle, BundleError> {
 
     let mut files = Vec::new();
     let mut by_facade: HashMap<PathBuf, String> = HashMap::new();
-    let mut referenced: Vec<String> = Vec::new();
     for asset in &output.assets {
         let path = asset.filename().to_string();
         match asset {
@@ -204,8 +203,6 @@ pub async fn bundle_async(spec: &BundleSpec) -> Result<Bundle, BundleError> {
                         by_facade.insert(PathBuf::from(facade.as_str()), path.clone());
                     }
                 }
-                referenced.extend(chunk.imports.iter().map(ToString::to_string));
-                referenced.extend(chunk.dynamic_imports.iter().map(ToString::to_string));
             }
             Output::Asset(_) => {}
         }
@@ -223,7 +220,7 @@ pub async fn bundle_async(spec: &BundleSpec) -> Result<Bundle, BundleError> {
 
     let mut state = state.lock().map_err(|_| BundleError::Setup("bundler state poisoned".into()))?;
     diags.append(&mut state.notes);
-    let externals = externals::still_referenced(&state.externals, &referenced);
+    let externals = externals::chosen(&state.externals);
     diags.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
     diags.dedup_by(|a, b| a.to_string() == b.to_string());
 

@@ -65,9 +65,10 @@ impl TriggerPlugin {
             (Some(p), true) if p.name.as_deref() == Some(pkg_name) && p.version.is_some() => p.version.clone(),
             (_, true) => {
                 if !ALWAYS_EXTERNAL.contains(&pkg_name) {
-                    state.notes.push(Diagnostic::note(
+                    state.notes.push(Diagnostic::about_package(
                         Severity::Warning,
                         "EXTERNAL_NOT_INSTALLED",
+                        pkg_name,
                         format!(
                             "`{pkg_name}` is listed as external but is not installed where {} can resolve it, so it is bundled instead. Install it (npm install {pkg_name}) to keep it external.",
                             self.rel(importer)
@@ -80,9 +81,10 @@ impl TriggerPlugin {
                 let reason = externals::native_reason(p, specifier)?;
                 let version = p.version.clone()?;
                 if state.native_noted.insert(p.dir.clone()) {
-                    state.notes.push(Diagnostic::note(
+                    state.notes.push(Diagnostic::about_package(
                         Severity::Note,
                         "NATIVE_EXTERNAL",
+                        pkg_name,
                         format!(
                             "`{pkg_name}@{version}` ships native code ({reason}), so it is kept external and installed in the image instead of bundled."
                         ),

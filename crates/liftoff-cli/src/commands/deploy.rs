@@ -54,6 +54,13 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
             "taskFiles": outcome.task_files.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
             "externals": outcome.manifest.externals,
             "files": outcome.bundle.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "diagnostics": outcome.bundle.diagnostics.iter().map(|d| serde_json::json!({
+                "severity": d.severity_str(),
+                "code": d.code,
+                "message": d.message,
+                "location": d.location,
+                "package": d.package,
+            })).collect::<Vec<_>>(),
         }));
     }
     out.line(format!("Dry run complete. View the built project at {dir}"));
