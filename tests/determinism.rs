@@ -13,7 +13,10 @@ fn identical_twice(name: &str) {
     assert_eq!(files_a, tree(&b), "the two builds have different files");
     assert!(files_a.len() > 5, "suspiciously small build: {files_a:?}");
     for f in &files_a {
-        let (x, y) = (std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap());
+        let (x, y) = (
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+        );
         assert!(x == y, "{} differs between two builds", f.display());
     }
     assert_eq!(ja["contentHash"], jb["contentHash"]);

@@ -21,7 +21,12 @@ fn externals(v: &Value) -> BTreeSet<(String, String)> {
     v.as_array()
         .expect("externals array")
         .iter()
-        .map(|e| (e["name"].as_str().unwrap().to_string(), e["version"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["name"].as_str().unwrap().to_string(),
+                e["version"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -32,7 +37,9 @@ fn tasks(report: &Value) -> Vec<Value> {
 fn compare(name: &str, variant: Option<&str>) {
     let project = fixture(name);
     let config = variant.map(|v| format!("trigger.{v}.config.ts"));
-    let expected = project.join(variant.map_or("expected.json".to_string(), |v| format!("expected.{v}.json")));
+    let expected = project.join(variant.map_or("expected.json".to_string(), |v| {
+        format!("expected.{v}.json")
+    }));
     let mut extra = vec![];
     if let Some(c) = &config {
         extra = vec!["--config", c.as_str()];
@@ -47,9 +54,20 @@ fn compare(name: &str, variant: Option<&str>) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|d| d.as_str().unwrap().trim_start_matches("./").trim_end_matches('/').to_string())
+        .map(|d| {
+            d.as_str()
+                .unwrap()
+                .trim_start_matches("./")
+                .trim_end_matches('/')
+                .to_string()
+        })
         .collect();
-    let ours_files: Vec<&str> = ours["files"].as_array().unwrap().iter().map(|f| f["entry"].as_str().unwrap()).collect();
+    let ours_files: Vec<&str> = ours["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["entry"].as_str().unwrap())
+        .collect();
     let up_files: Vec<&str> = up_summary["taskFiles"]
         .as_array()
         .unwrap()
@@ -71,15 +89,25 @@ fn compare(name: &str, variant: Option<&str>) {
     let up_ext = externals(&up_summary["externals"]);
     let extra_in_ours: BTreeSet<_> = ours_ext.difference(&up_ext).cloned().collect();
     let missing_in_ours: BTreeSet<_> = up_ext.difference(&ours_ext).cloned().collect();
-    assert!(missing_in_ours.is_empty(), "upstream has externals liftoff lacks: {missing_in_ours:?}");
+    assert!(
+        missing_in_ours.is_empty(),
+        "upstream has externals liftoff lacks: {missing_in_ours:?}"
+    );
     for (name, _) in &extra_in_ours {
-        assert!(native.contains(name), "liftoff made {name} external but upstream did not, and it is not a native package");
+        assert!(
+            native.contains(name),
+            "liftoff made {name} external but upstream did not, and it is not a native package"
+        );
     }
 
     // The same exported tasks (id, file, export name), as node sees them.
     let ours_report = check_build(&ours_dir, &expected);
     let up_report = check_build(&up_dir, &expected);
-    assert_eq!(tasks(&ours_report), tasks(&up_report), "exported tasks differ");
+    assert_eq!(
+        tasks(&ours_report),
+        tasks(&up_report),
+        "exported tasks differ"
+    );
     assert!(!tasks(&ours_report).is_empty());
 
     std::fs::remove_dir_all(ours_dir).unwrap();

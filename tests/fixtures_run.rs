@@ -8,7 +8,10 @@ use common::{check_build, dry_run, fixture};
 fn builds_and_runs(name: &str, variant: Option<&str>) {
     let project = fixture(name);
     let (config_arg, expected) = match variant {
-        Some(v) => (vec!["--config".to_string(), format!("trigger.{v}.config.ts")], format!("expected.{v}.json")),
+        Some(v) => (
+            vec!["--config".to_string(), format!("trigger.{v}.config.ts")],
+            format!("expected.{v}.json"),
+        ),
         None => (vec![], "expected.json".to_string()),
     };
     let extra: Vec<&str> = config_arg.iter().map(String::as_str).collect();

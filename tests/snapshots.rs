@@ -19,12 +19,24 @@ fn redact(mut build: Value) -> Value {
 fn snapshot_variant(variant: Option<&str>, suffix: &str) {
     let project = fixture("hello");
     let config = variant.map(|v| format!("trigger.{v}.config.ts"));
-    let extra: Vec<&str> = config.as_deref().map(|c| vec!["--config", c]).unwrap_or_default();
+    let extra: Vec<&str> = config
+        .as_deref()
+        .map(|c| vec!["--config", c])
+        .unwrap_or_default();
     let (dir, _) = dry_run(&project, &extra);
     let build = redact(read_json(&dir.join("build.json")));
-    insta::assert_snapshot!(format!("build_json_{suffix}"), serde_json::to_string_pretty(&build).unwrap());
-    insta::assert_snapshot!(format!("package_json_{suffix}"), std::fs::read_to_string(dir.join("package.json")).unwrap());
-    insta::assert_snapshot!(format!("containerfile_{suffix}"), std::fs::read_to_string(dir.join("Containerfile")).unwrap());
+    insta::assert_snapshot!(
+        format!("build_json_{suffix}"),
+        serde_json::to_string_pretty(&build).unwrap()
+    );
+    insta::assert_snapshot!(
+        format!("package_json_{suffix}"),
+        std::fs::read_to_string(dir.join("package.json")).unwrap()
+    );
+    insta::assert_snapshot!(
+        format!("containerfile_{suffix}"),
+        std::fs::read_to_string(dir.join("Containerfile")).unwrap()
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

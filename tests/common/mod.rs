@@ -39,7 +39,11 @@ pub fn text(bytes: &[u8]) -> String {
 
 /// `liftoff deploy --dry-run <project> [extra…] --json` must succeed; returns the build dir.
 pub fn dry_run(project: &Path, extra: &[&str]) -> (PathBuf, serde_json::Value) {
-    let mut args: Vec<&OsStr> = vec![OsStr::new("deploy"), OsStr::new("--dry-run"), project.as_os_str()];
+    let mut args: Vec<&OsStr> = vec![
+        OsStr::new("deploy"),
+        OsStr::new("--dry-run"),
+        project.as_os_str(),
+    ];
     args.extend(extra.iter().map(OsStr::new));
     args.push(OsStr::new("--json"));
     let out = liftoff(&args);
@@ -51,7 +55,11 @@ pub fn dry_run(project: &Path, extra: &[&str]) -> (PathBuf, serde_json::Value) {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("--json output is not JSON ({e}):\n{}", text(&out.stdout)));
-    let dir = PathBuf::from(json["buildDir"].as_str().expect("buildDir in --json output"));
+    let dir = PathBuf::from(
+        json["buildDir"]
+            .as_str()
+            .expect("buildDir in --json output"),
+    );
     assert!(dir.is_dir(), "build dir {} missing", dir.display());
     (dir, json)
 }
@@ -62,7 +70,11 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<OsStr>,
 {
-    Command::new("node").args(args).current_dir(repo()).output().expect("node is installed (scripts/install-test-deps)")
+    Command::new("node")
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("node is installed (scripts/install-test-deps)")
 }
 
 /// `tests/node/check-build.mjs <dir> <expected> --json`; panics with its report on failure.
@@ -88,10 +100,16 @@ pub fn check_build(dir: &Path, expected: &Path) -> serde_json::Value {
 pub fn upstream_build(project: &Path, config: Option<&str>) -> (PathBuf, serde_json::Value) {
     let tmp = project.join(".trigger/tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let out_dir = tempfile::Builder::new().prefix("upstream-").tempdir_in(&tmp).unwrap().keep();
+    let out_dir = tempfile::Builder::new()
+        .prefix("upstream-")
+        .tempdir_in(&tmp)
+        .unwrap()
+        .keep();
     std::fs::remove_dir(&out_dir).unwrap();
     let mut args = vec![
-        repo().join("tests/node/upstream-build.mjs").into_os_string(),
+        repo()
+            .join("tests/node/upstream-build.mjs")
+            .into_os_string(),
         project.as_os_str().to_owned(),
         out_dir.as_os_str().to_owned(),
     ];
@@ -100,13 +118,22 @@ pub fn upstream_build(project: &Path, config: Option<&str>) -> (PathBuf, serde_j
         args.push(c.into());
     }
     let out = node(&args);
-    assert!(out.status.success(), "upstream build failed:\n{}", text(&out.stderr));
-    (out_dir, serde_json::from_slice(&out.stdout).expect("upstream-build prints JSON"))
+    assert!(
+        out.status.success(),
+        "upstream build failed:\n{}",
+        text(&out.stderr)
+    );
+    (
+        out_dir,
+        serde_json::from_slice(&out.stdout).expect("upstream-build prints JSON"),
+    )
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Every file under `dir`, relative, sorted.
@@ -135,12 +162,18 @@ pub struct TempProject {
 impl TempProject {
     pub fn new(node_modules_from: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        std::os::unix::fs::symlink(fixture(node_modules_from).join("node_modules"), dir.path().join("node_modules")).unwrap();
+        std::os::unix::fs::symlink(
+            fixture(node_modules_from).join("node_modules"),
+            dir.path().join("node_modules"),
+        )
+        .unwrap();
         Self { dir }
     }
 
     pub fn empty() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -156,7 +189,11 @@ impl TempProject {
 
     /// Runs `liftoff deploy --dry-run` on it.
     pub fn dry_run(&self, extra: &[&str]) -> Output {
-        let mut args: Vec<&OsStr> = vec![OsStr::new("deploy"), OsStr::new("--dry-run"), self.path().as_os_str()];
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("deploy"),
+            OsStr::new("--dry-run"),
+            self.path().as_os_str(),
+        ];
         args.extend(extra.iter().map(OsStr::new));
         liftoff(&args)
     }

@@ -31,7 +31,12 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub(crate) fn about_package(severity: Severity, code: &str, package: &str, message: String) -> Self {
+    pub(crate) fn about_package(
+        severity: Severity,
+        code: &str,
+        package: &str,
+        message: String,
+    ) -> Self {
         Self {
             severity,
             code: code.into(),
@@ -59,9 +64,13 @@ impl fmt::Display for Diagnostic {
 }
 
 pub(crate) fn from_rolldown(d: &BuildDiagnostic, cwd: &Path) -> Diagnostic {
-    let opts = DiagnosticOptions { cwd: cwd.to_path_buf() };
+    let opts = DiagnosticOptions {
+        cwd: cwd.to_path_buf(),
+    };
     let diag = d.to_diagnostic_with(&opts);
-    let location = diag.get_primary_location().map(|(file, line, col, _)| format!("{file}:{line}:{col}"));
+    let location = diag
+        .get_primary_location()
+        .map(|(file, line, col, _)| format!("{file}:{line}:{col}"));
     let severity = match d.severity() {
         rolldown_error::Severity::Error => Severity::Error,
         _ => Severity::Warning,
@@ -77,10 +86,14 @@ pub(crate) fn from_rolldown(d: &BuildDiagnostic, cwd: &Path) -> Diagnostic {
 }
 
 pub(crate) fn from_batch(batch: &BatchedBuildDiagnostic, cwd: &Path) -> Vec<Diagnostic> {
-    batch.iter().map(|d| from_rolldown(d, cwd)).map(|mut d| {
-        d.severity = Severity::Error;
-        d
-    }).collect()
+    batch
+        .iter()
+        .map(|d| from_rolldown(d, cwd))
+        .map(|mut d| {
+            d.severity = Severity::Error;
+            d
+        })
+        .collect()
 }
 
 /// rolldown only warns about a bare import it cannot resolve and leaves it
@@ -89,14 +102,20 @@ pub(crate) fn from_batch(batch: &BatchedBuildDiagnostic, cwd: &Path) -> Vec<Diag
 /// guarded at runtime) it stays a warning.
 pub(crate) fn is_fatal_warning(d: &BuildDiagnostic, diag: &Diagnostic) -> bool {
     matches!(d.kind(), EventKind::UnresolvedImport)
-        && !diag.location.as_deref().is_some_and(|l| l.contains("node_modules/"))
+        && !diag
+            .location
+            .as_deref()
+            .is_some_and(|l| l.contains("node_modules/"))
         && !diag.message.contains("node_modules/")
 }
 
 /// Turns an unresolved-import warning into the error liftoff reports, with what to do.
 pub(crate) fn into_missing_module_error(mut diag: Diagnostic) -> Diagnostic {
     diag.severity = Severity::Error;
-    diag.rendered = diag.rendered.replace("Module not found, treating it as an external dependency", "Module not found.");
+    diag.rendered = diag.rendered.replace(
+        "Module not found, treating it as an external dependency",
+        "Module not found.",
+    );
     let specifier = diag.message.split('\'').nth(1).unwrap_or_default();
     let package = crate::externals::package_name(specifier);
     if !package.is_empty() {

@@ -47,11 +47,48 @@ pub(crate) fn is_bare(specifier: &str) -> bool {
 
 pub(crate) fn is_builtin(name: &str) -> bool {
     const BUILTINS: &[&str] = &[
-        "assert", "async_hooks", "buffer", "child_process", "cluster", "console", "constants",
-        "crypto", "dgram", "diagnostics_channel", "dns", "domain", "events", "fs", "http", "http2",
-        "https", "inspector", "module", "net", "os", "path", "perf_hooks", "process", "punycode",
-        "querystring", "readline", "repl", "stream", "string_decoder", "sys", "timers", "tls",
-        "trace_events", "tty", "url", "util", "v8", "vm", "wasi", "worker_threads", "zlib",
+        "assert",
+        "async_hooks",
+        "buffer",
+        "child_process",
+        "cluster",
+        "console",
+        "constants",
+        "crypto",
+        "dgram",
+        "diagnostics_channel",
+        "dns",
+        "domain",
+        "events",
+        "fs",
+        "http",
+        "http2",
+        "https",
+        "inspector",
+        "module",
+        "net",
+        "os",
+        "path",
+        "perf_hooks",
+        "process",
+        "punycode",
+        "querystring",
+        "readline",
+        "repl",
+        "stream",
+        "string_decoder",
+        "sys",
+        "timers",
+        "tls",
+        "trace_events",
+        "tty",
+        "url",
+        "util",
+        "v8",
+        "vm",
+        "wasi",
+        "worker_threads",
+        "zlib",
     ];
     BUILTINS.contains(&name)
 }
@@ -84,28 +121,34 @@ pub(crate) fn read_package(dir: &Path) -> Option<InstalledPackage> {
     Some(InstalledPackage {
         dir: dir.to_path_buf(),
         name: json.get("name").and_then(|v| v.as_str()).map(String::from),
-        version: json.get("version").and_then(|v| v.as_str()).map(String::from),
+        version: json
+            .get("version")
+            .and_then(|v| v.as_str())
+            .map(String::from),
         json,
     })
 }
 
-const NATIVE_EXTENSIONS: &[&str] = &["wasm", "node", "gyp", "c", "cc", "cpp", "cxx", "h", "hpp", "hxx"];
+const NATIVE_EXTENSIONS: &[&str] = &[
+    "wasm", "node", "gyp", "c", "cc", "cpp", "cxx", "h", "hpp", "hxx",
+];
 
 fn has_native_extension(path: &str) -> bool {
     expand_braces(path).iter().any(|p| {
-        p.rsplit_once('.').is_some_and(|(_, ext)| NATIVE_EXTENSIONS.contains(&ext))
+        p.rsplit_once('.')
+            .is_some_and(|(_, ext)| NATIVE_EXTENSIONS.contains(&ext))
     })
 }
 
 /// `a.{c,h}` → `a.c`, `a.h` (one level, enough for `files` globs).
 fn expand_braces(s: &str) -> Vec<String> {
-    if let (Some(open), Some(close)) = (s.find('{'), s.find('}')) {
-        if open < close {
-            return s[open + 1..close]
-                .split(',')
-                .map(|alt| format!("{}{alt}{}", &s[..open], &s[close + 1..]))
-                .collect();
-        }
+    if let (Some(open), Some(close)) = (s.find('{'), s.find('}'))
+        && open < close
+    {
+        return s[open + 1..close]
+            .split(',')
+            .map(|alt| format!("{}{alt}{}", &s[..open], &s[close + 1..]))
+            .collect();
     }
     vec![s.to_string()]
 }
@@ -114,7 +157,11 @@ fn expand_braces(s: &str) -> Vec<String> {
 /// (upstream HEAD's auto-detection: a `.node`/`.wasm` entry, native files listed
 /// in `files`/`main`/`module`/`browser`, or a `binding.gyp`).
 pub(crate) fn native_reason(pkg: &InstalledPackage, specifier: &str) -> Option<String> {
-    if has_native_extension(specifier) && (specifier.ends_with(".node") || specifier.ends_with(".wasm")) {
+    let ext = Path::new(specifier)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default();
+    if ext.eq_ignore_ascii_case("node") || ext.eq_ignore_ascii_case("wasm") {
         return Some(format!("it imports the native file {specifier}"));
     }
     if pkg.dir.join("binding.gyp").is_file() {
@@ -134,7 +181,9 @@ fn collect_strings(v: Option<&serde_json::Value>, out: &mut Vec<String>) {
     match v {
         Some(serde_json::Value::String(s)) => out.push(s.clone()),
         Some(serde_json::Value::Array(a)) => a.iter().for_each(|x| collect_strings(Some(x), out)),
-        Some(serde_json::Value::Object(o)) => o.values().for_each(|x| collect_strings(Some(x), out)),
+        Some(serde_json::Value::Object(o)) => {
+            o.values().for_each(|x| collect_strings(Some(x), out))
+        }
         _ => {}
     }
 }
@@ -145,11 +194,14 @@ pub(crate) type SeenExternals = BTreeMap<String, BTreeSet<(usize, PathBuf, Strin
 /// Every external the build resolved, each at the installation closest to the
 /// project root (deterministic when a package is installed at several versions).
 /// Like upstream, this includes externals reached only through `require()` in
-/// bundled CommonJS: they stay as runtime requires, so the image must install them.
+/// bundled `CommonJS`: they stay as runtime requires, so the image must install them.
 pub(crate) fn chosen(seen: &SeenExternals) -> Vec<External> {
     seen.iter()
         .filter_map(|(name, installs)| {
-            installs.iter().next().map(|(_, _, version)| External { name: name.clone(), version: version.clone() })
+            installs.iter().next().map(|(_, _, version)| External {
+                name: name.clone(),
+                version: version.clone(),
+            })
         })
         .collect()
 }
@@ -162,7 +214,10 @@ pub(crate) struct PackageCache {
 
 impl PackageCache {
     pub(crate) fn get(&mut self, dir: &Path) -> Option<InstalledPackage> {
-        self.by_dir.entry(dir.to_path_buf()).or_insert_with(|| read_package(dir)).clone()
+        self.by_dir
+            .entry(dir.to_path_buf())
+            .or_insert_with(|| read_package(dir))
+            .clone()
     }
 }
 

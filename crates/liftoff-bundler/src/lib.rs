@@ -10,7 +10,6 @@
 //! [`Bundle::write_to`] to put the files on disk. Nothing is written when the
 //! build fails.
 
-
 mod externals;
 mod plugin;
 
@@ -20,9 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use md5::{Digest, Md5};
 use rolldown::{
-    AddonOutputOption, BundlerOptions, BundlerTransformOptions, ChunkFilenamesOutputOption,
-    Either, InputItem, JsxOptions, ModuleType, OutputFormat, Platform, ResolveOptions,
-    SourceMapType, TsConfig,
+    AddonOutputOption, BundlerOptions, BundlerTransformOptions, ChunkFilenamesOutputOption, Either,
+    InputItem, JsxOptions, ModuleType, OutputFormat, Platform, ResolveOptions, SourceMapType,
+    TsConfig,
 };
 use rolldown_common::Output;
 use rustc_hash::FxHashMap;
@@ -141,11 +140,18 @@ pub enum BundleError {
     #[error("could not set up the bundler: {0}")]
     Setup(String),
     #[error("could not write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 fn render(diags: &[Diagnostic]) -> String {
-    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Bundles the project. Runs rolldown on the current tokio runtime or, if there is
@@ -166,17 +172,30 @@ pub fn bundle(spec: &BundleSpec) -> Result<Bundle, BundleError> {
 pub async fn bundle_async(spec: &BundleSpec) -> Result<Bundle, BundleError> {
     for entry in &spec.entries {
         if !entry.path.is_file() {
-            return Err(BundleError::MissingEntry { path: entry.path.clone() });
+            return Err(BundleError::MissingEntry {
+                path: entry.path.clone(),
+            });
         }
     }
     let state = Arc::new(Mutex::new(plugin::State::default()));
     let trigger_plugin = plugin::TriggerPlugin::new(spec, Arc::clone(&state));
 
-    let mut bundler = rolldown::Bundler::with_plugins(options(spec), vec![Arc::new(trigger_plugin)])
-        .map_err(|e| BundleError::Setup(diagnostics::from_batch(&e, &spec.working_dir).iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")))?;
+    let mut bundler =
+        rolldown::Bundler::with_plugins(options(spec), vec![Arc::new(trigger_plugin)]).map_err(
+            |e| {
+                BundleError::Setup(
+                    diagnostics::from_batch(&e, &spec.working_dir)
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("\n"),
+                )
+            },
+        )?;
     let result = bundler.generate().await;
     let _ = bundler.close().await;
-    let output = result.map_err(|e| BundleError::Build(diagnostics::from_batch(&e, &spec.working_dir)))?;
+    let output =
+        result.map_err(|e| BundleError::Build(diagnostics::from_batch(&e, &spec.working_dir)))?;
 
     let mut diags = Vec::new();
     let mut errors = Vec::new();
@@ -198,34 +217,52 @@ pub async fn bundle_async(spec: &BundleSpec) -> Result<Bundle, BundleError> {
         let path = asset.filename().to_string();
         match asset {
             Output::Chunk(chunk) => {
-                if chunk.is_entry {
-                    if let Some(facade) = &chunk.facade_module_id {
-                        by_facade.insert(PathBuf::from(facade.as_str()), path.clone());
-                    }
+                if chunk.is_entry
+                    && let Some(facade) = &chunk.facade_module_id
+                {
+                    by_facade.insert(PathBuf::from(facade.as_str()), path.clone());
                 }
             }
             Output::Asset(_) => {}
         }
-        files.push(OutputFile { path, contents: asset.content_as_bytes().to_vec() });
+        files.push(OutputFile {
+            path,
+            contents: asset.content_as_bytes().to_vec(),
+        });
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
 
     let mut entries = Vec::with_capacity(spec.entries.len());
     for entry in &spec.entries {
         let output = by_facade.get(&entry.path).cloned().ok_or_else(|| {
-            BundleError::Setup(format!("rolldown produced no output for entry {}", entry.path.display()))
+            BundleError::Setup(format!(
+                "rolldown produced no output for entry {}",
+                entry.path.display()
+            ))
         })?;
-        entries.push(EntryOutput { name: entry.name.clone(), source: entry.path.clone(), output });
+        entries.push(EntryOutput {
+            name: entry.name.clone(),
+            source: entry.path.clone(),
+            output,
+        });
     }
 
-    let mut state = state.lock().map_err(|_| BundleError::Setup("bundler state poisoned".into()))?;
+    let mut state = state
+        .lock()
+        .map_err(|_| BundleError::Setup("bundler state poisoned".into()))?;
     diags.append(&mut state.notes);
     let externals = externals::chosen(&state.externals);
-    diags.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+    diags.sort_by_key(ToString::to_string);
     diags.dedup_by(|a, b| a.to_string() == b.to_string());
 
     let content_hash = content_hash(&files);
-    Ok(Bundle { files, entries, externals, diagnostics: diags, content_hash })
+    Ok(Bundle {
+        files,
+        entries,
+        externals,
+        diagnostics: diags,
+        content_hash,
+    })
 }
 
 fn content_hash(files: &[OutputFile]) -> String {
@@ -236,7 +273,14 @@ fn content_hash(files: &[OutputFile]) -> String {
         hasher.update((f.contents.len() as u64).to_le_bytes());
         hasher.update(&f.contents);
     }
-    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .fold(String::with_capacity(32), |mut hex, b| {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
 }
 
 fn options(spec: &BundleSpec) -> BundlerOptions {
@@ -245,7 +289,10 @@ fn options(spec: &BundleSpec) -> BundlerOptions {
         conditions.push(c.to_string());
     }
     let jsx = if spec.jsx.automatic {
-        JsxOptions { runtime: Some("automatic".into()), ..Default::default() }
+        JsxOptions {
+            runtime: Some("automatic".into()),
+            ..Default::default()
+        }
     } else {
         JsxOptions {
             runtime: Some("classic".into()),
@@ -262,26 +309,38 @@ fn options(spec: &BundleSpec) -> BundlerOptions {
         input: Some(
             spec.entries
                 .iter()
-                .map(|e| InputItem { name: Some(e.name.clone()), import: e.path.to_string_lossy().into_owned() })
+                .map(|e| InputItem {
+                    name: Some(e.name.clone()),
+                    import: e.path.to_string_lossy().into_owned(),
+                })
                 .collect(),
         ),
         cwd: Some(spec.working_dir.clone()),
         platform: Some(Platform::Node),
         format: Some(OutputFormat::Esm),
         entry_filenames: Some(ChunkFilenamesOutputOption::String("[name].mjs".into())),
-        chunk_filenames: Some(ChunkFilenamesOutputOption::String("chunk-[hash].mjs".into())),
+        chunk_filenames: Some(ChunkFilenamesOutputOption::String(
+            "chunk-[hash].mjs".into(),
+        )),
         sourcemap: spec.sourcemaps.then_some(SourceMapType::File),
         // upstream only embeds sources in dev builds
         sourcemap_exclude_sources: Some(true),
         banner: Some(AddonOutputOption::String(Some(ESM_SHIM.into()))),
         module_types: Some(module_types),
-        resolve: Some(ResolveOptions { condition_names: Some(conditions), ..Default::default() }),
+        resolve: Some(ResolveOptions {
+            condition_names: Some(conditions),
+            ..Default::default()
+        }),
         transform: Some(BundlerTransformOptions {
             jsx: Some(Either::Right(jsx)),
             target: Some(Either::Right(vec!["node20".into(), "es2022".into()])),
             ..Default::default()
         }),
-        tsconfig: Some(spec.tsconfig.clone().map_or(TsConfig::Auto(true), TsConfig::Manual)),
+        tsconfig: Some(
+            spec.tsconfig
+                .clone()
+                .map_or(TsConfig::Auto(true), TsConfig::Manual),
+        ),
         ..Default::default()
     }
 }
@@ -292,17 +351,23 @@ impl Bundle {
         for f in &self.files {
             let path = dir.join(&f.path);
             if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|source| BundleError::Write { path: parent.to_path_buf(), source })?;
+                std::fs::create_dir_all(parent).map_err(|source| BundleError::Write {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
             }
-            std::fs::write(&path, &f.contents).map_err(|source| BundleError::Write { path, source })?;
+            std::fs::write(&path, &f.contents)
+                .map_err(|source| BundleError::Write { path, source })?;
         }
         Ok(())
     }
 
     /// The output path of the entry whose source is `source`.
     pub fn output_of(&self, source: &Path) -> Option<&str> {
-        self.entries.iter().find(|e| e.source == source).map(|e| e.output.as_str())
+        self.entries
+            .iter()
+            .find(|e| e.source == source)
+            .map(|e| e.output.as_str())
     }
 }
 

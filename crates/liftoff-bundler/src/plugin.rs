@@ -50,7 +50,9 @@ impl TriggerPlugin {
     }
 
     fn rel<'a>(&self, p: &'a Path) -> Cow<'a, str> {
-        p.strip_prefix(&self.working_dir).unwrap_or(p).to_string_lossy()
+        p.strip_prefix(&self.working_dir)
+            .unwrap_or(p)
+            .to_string_lossy()
     }
 
     /// Decides whether a bare import stays external; records it if so.
@@ -59,10 +61,13 @@ impl TriggerPlugin {
         let pkg_name = externals::package_name(specifier);
         let configured = externals::matches(specifier, &self.externals);
         let mut state = self.state.lock().ok()?;
-        let pkg = externals::find_package(importer_dir, pkg_name).and_then(|dir| state.cache.get(&dir));
+        let pkg =
+            externals::find_package(importer_dir, pkg_name).and_then(|dir| state.cache.get(&dir));
 
         let version = match (&pkg, configured) {
-            (Some(p), true) if p.name.as_deref() == Some(pkg_name) && p.version.is_some() => p.version.clone(),
+            (Some(p), true) if p.name.as_deref() == Some(pkg_name) && p.version.is_some() => {
+                p.version.clone()
+            }
             (_, true) => {
                 if !ALWAYS_EXTERNAL.contains(&pkg_name) {
                     state.notes.push(Diagnostic::about_package(
@@ -117,7 +122,11 @@ impl Plugin for TriggerPlugin {
         HookUsage::ResolveId | HookUsage::Load
     }
 
-    async fn resolve_id(&self, _ctx: &PluginContext, args: &HookResolveIdArgs<'_>) -> HookResolveIdReturn {
+    async fn resolve_id(
+        &self,
+        _ctx: &PluginContext,
+        args: &HookResolveIdArgs<'_>,
+    ) -> HookResolveIdReturn {
         let specifier = args.specifier;
         if specifier == "server-only" {
             return Ok(Some(HookResolveIdOutput::from_id(SERVER_ONLY_ID)));
@@ -147,7 +156,10 @@ impl Plugin for TriggerPlugin {
             }));
         }
         if let Some(code) = self.overrides.get(Path::new(args.id)) {
-            return Ok(Some(HookLoadOutput { code: code.as_str().into(), ..Default::default() }));
+            return Ok(Some(HookLoadOutput {
+                code: code.as_str().into(),
+                ..Default::default()
+            }));
         }
         Ok(None)
     }

@@ -29,7 +29,14 @@ enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct CommonArgs {
     /// How much to print: debug, info, log, warn, error or none.
-    #[arg(short = 'l', long, value_enum, env = "TRIGGER_LOG_LEVEL", default_value = "log", global = true)]
+    #[arg(
+        short = 'l',
+        long,
+        value_enum,
+        env = "TRIGGER_LOG_LEVEL",
+        default_value = "log",
+        global = true
+    )]
     pub log_level: LogLevel,
     /// The login profile (accepted for compatibility; used once deploys talk to the platform).
     #[arg(long, default_value = "default", global = true)]

@@ -36,7 +36,12 @@ impl Output {
         let stderr = std::io::stderr();
         let tty = stderr.is_terminal();
         let color = tty && std::env::var_os("NO_COLOR").is_none();
-        Self { level, json, color, interactive: tty && !json && std::env::var_os("CI").is_none() }
+        Self {
+            level,
+            json,
+            color,
+            interactive: tty && !json && std::env::var_os("CI").is_none(),
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -44,7 +49,11 @@ impl Output {
     }
 
     fn paint(&self, code: &str, text: &str) -> String {
-        if self.color { format!("\x1b[{code}m{text}\x1b[0m") } else { text.to_string() }
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
     }
 
     fn emit(&self, at: LogLevel, line: &str) {
@@ -67,15 +76,24 @@ impl Output {
     }
 
     pub fn success(&self, msg: impl AsRef<str>) {
-        self.emit(LogLevel::Log, &format!("{} {}", self.paint("32", "✔"), msg.as_ref()));
+        self.emit(
+            LogLevel::Log,
+            &format!("{} {}", self.paint("32", "✔"), msg.as_ref()),
+        );
     }
 
     pub fn warn(&self, msg: impl AsRef<str>) {
-        self.emit(LogLevel::Warn, &format!("{} {}", self.paint("33", "warning:"), msg.as_ref()));
+        self.emit(
+            LogLevel::Warn,
+            &format!("{} {}", self.paint("33", "warning:"), msg.as_ref()),
+        );
     }
 
     pub fn note(&self, msg: impl AsRef<str>) {
-        self.emit(LogLevel::Info, &format!("{} {}", self.paint("36", "note:"), msg.as_ref()));
+        self.emit(
+            LogLevel::Info,
+            &format!("{} {}", self.paint("36", "note:"), msg.as_ref()),
+        );
     }
 
     /// Errors are always shown, whatever the level.
@@ -101,13 +119,22 @@ impl Output {
     pub fn step(&self, msg: &str) -> Step {
         if self.interactive && self.level <= LogLevel::Log {
             let bar = ProgressBar::new_spinner();
-            bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             bar.set_message(msg.to_string());
             bar.enable_steady_tick(Duration::from_millis(90));
-            Step { bar: Some(bar), out: self.clone() }
+            Step {
+                bar: Some(bar),
+                out: self.clone(),
+            }
         } else {
             self.log(msg);
-            Step { bar: None, out: self.clone() }
+            Step {
+                bar: None,
+                out: self.clone(),
+            }
         }
     }
 }

@@ -9,8 +9,12 @@ use liftoff_config::ResolvedConfig;
 use liftoff_manifest::{BuildManifest, Runtime};
 
 /// The CLI entry points taken from the installed `trigger.dev` package.
-const DEPLOY_ENTRY_POINTS: [&str; 4] =
-    ["deploy-run-controller", "deploy-run-worker", "deploy-index-controller", "deploy-index-worker"];
+const DEPLOY_ENTRY_POINTS: [&str; 4] = [
+    "deploy-run-controller",
+    "deploy-run-worker",
+    "deploy-index-controller",
+    "deploy-index-worker",
+];
 
 /// The installed `trigger.dev` package.
 pub struct TriggerPackage {
@@ -19,7 +23,10 @@ pub struct TriggerPackage {
 }
 
 /// Finds `node_modules/trigger.dev` from the project, as Node would.
-pub fn find_trigger_package(working_dir: &Path, sdk_version: Option<&str>) -> Result<TriggerPackage> {
+pub fn find_trigger_package(
+    working_dir: &Path,
+    sdk_version: Option<&str>,
+) -> Result<TriggerPackage> {
     let hint = sdk_version.map_or_else(
         || "npm install -D trigger.dev@<your @trigger.dev/sdk version>".to_string(),
         |v| format!("npm install -D trigger.dev@{v}"),
@@ -30,7 +37,8 @@ pub fn find_trigger_package(working_dir: &Path, sdk_version: Option<&str>) -> Re
             working_dir.display()
         );
     };
-    let version = read_version(&dir).with_context(|| format!("{} has no readable package.json", dir.display()))?;
+    let version = read_version(&dir)
+        .with_context(|| format!("{} has no readable package.json", dir.display()))?;
     for name in DEPLOY_ENTRY_POINTS {
         let path = entry_point(&dir, name);
         if !path.is_file() {
@@ -44,7 +52,9 @@ pub fn find_trigger_package(working_dir: &Path, sdk_version: Option<&str>) -> Re
 }
 
 fn entry_point(trigger_dir: &Path, name: &str) -> PathBuf {
-    trigger_dir.join("dist/esm/entryPoints").join(format!("{name}.js"))
+    trigger_dir
+        .join("dist/esm/entryPoints")
+        .join(format!("{name}.js"))
 }
 
 /// Node's lookup of `node_modules/<name>` walking up from `from`.
@@ -71,7 +81,11 @@ pub struct BuildOutcome {
 
 /// Builds the project into a fresh `<workingDir>/.trigger/tmp/build-XXXXXX`. On any
 /// failure the directory is removed.
-pub fn build(config: &ResolvedConfig, environment: &str, on_bundled: impl FnOnce(&liftoff_bundler::Bundle)) -> Result<BuildOutcome> {
+pub fn build(
+    config: &ResolvedConfig,
+    environment: &str,
+    on_bundled: impl FnOnce(&liftoff_bundler::Bundle),
+) -> Result<BuildOutcome> {
     let working_dir = &config.working_dir;
     let task_files = config.discover_task_files()?;
 
@@ -83,9 +97,15 @@ pub fn build(config: &ResolvedConfig, environment: &str, on_bundled: impl FnOnce
     let mut entries: Vec<Entry> = Vec::new();
     for rel in &task_files {
         let path = canonical(&working_dir.join(rel))?;
-        entries.push(Entry { name: liftoff_bundler::entry_name(working_dir, &working_dir.join(rel)), path });
+        entries.push(Entry {
+            name: liftoff_bundler::entry_name(working_dir, &working_dir.join(rel)),
+            path,
+        });
     }
-    entries.push(Entry { name: liftoff_bundler::entry_name(working_dir, &config.config_file), path: config_file.clone() });
+    entries.push(Entry {
+        name: liftoff_bundler::entry_name(working_dir, &config.config_file),
+        path: config_file.clone(),
+    });
     let mut trigger_entries = DEPLOY_ENTRY_POINTS.to_vec();
     if config.has_instrumentations {
         trigger_entries.push("loader");
@@ -112,7 +132,11 @@ pub fn build(config: &ResolvedConfig, environment: &str, on_bundled: impl FnOnce
             factory: config.build.jsx.factory.clone(),
             fragment: config.build.jsx.fragment.clone(),
         },
-        tsconfig: config.tsconfig.as_ref().map(|t| working_dir.join(t)).filter(|p| p.is_file()),
+        tsconfig: config
+            .tsconfig
+            .as_ref()
+            .map(|t| working_dir.join(t))
+            .filter(|p| p.is_file()),
         overrides,
         bun: matches!(config.runtime, liftoff_config::Runtime::Bun),
         sourcemaps: true,
@@ -121,18 +145,37 @@ pub fn build(config: &ResolvedConfig, environment: &str, on_bundled: impl FnOnce
     on_bundled(&bundle);
 
     let tmp_root = working_dir.join(".trigger/tmp");
-    std::fs::create_dir_all(&tmp_root).with_context(|| format!("could not create {}", tmp_root.display()))?;
+    std::fs::create_dir_all(&tmp_root)
+        .with_context(|| format!("could not create {}", tmp_root.display()))?;
     let tmp = tempfile::Builder::new()
         .prefix("build-")
         .rand_bytes(6)
         .tempdir_in(&tmp_root)
-        .with_context(|| format!("could not create a build directory in {}", tmp_root.display()))?;
+        .with_context(|| {
+            format!(
+                "could not create a build directory in {}",
+                tmp_root.display()
+            )
+        })?;
     let dir = canonical(tmp.path())?;
 
-    let manifest = write_build_dir(config, environment, &dir, &bundle, &task_files, &trigger, sdk_version)?;
+    let manifest = write_build_dir(
+        config,
+        environment,
+        &dir,
+        &bundle,
+        &task_files,
+        &trigger,
+        sdk_version,
+    )?;
     // Success: keep the directory (dry runs hand it to the user).
     let _ = tmp.keep();
-    Ok(BuildOutcome { dir, manifest, bundle, task_files })
+    Ok(BuildOutcome {
+        dir,
+        manifest,
+        bundle,
+        task_files,
+    })
 }
 
 fn canonical(p: &Path) -> Result<PathBuf> {
@@ -159,20 +202,37 @@ fn write_build_dir(
             .map(|e| out(&e.output))
             .with_context(|| format!("the bundle has no output for {name}"))
     };
-    let trigger_out = |name: &str| output_of(&format!("node_modules/trigger.dev/dist/esm/entryPoints/{name}"));
+    let trigger_out = |name: &str| {
+        output_of(&format!(
+            "node_modules/trigger.dev/dist/esm/entryPoints/{name}"
+        ))
+    };
 
     let mut files = Vec::new();
     let mut sources = liftoff_manifest::IndexMap::new();
     for rel in task_files {
         let rel_str = slash(rel);
         let name = liftoff_bundler::entry_name(working_dir, &working_dir.join(rel));
-        files.push(liftoff_manifest::FileEntry { entry: rel_str.clone(), out: output_of(&name)? });
+        files.push(liftoff_manifest::FileEntry {
+            entry: rel_str.clone(),
+            out: output_of(&name)?,
+        });
         if let Ok(text) = std::fs::read_to_string(working_dir.join(rel)) {
             sources.insert(rel_str, liftoff_manifest::encode_source(&text));
         }
     }
-    for extra in [Some(&config.config_file), config.tsconfig_path.as_ref(), config.package_json_path.as_ref()].into_iter().flatten() {
-        if let (Ok(rel), Ok(text)) = (extra.strip_prefix(working_dir), std::fs::read_to_string(extra)) {
+    for extra in [
+        Some(&config.config_file),
+        config.tsconfig_path.as_ref(),
+        config.package_json_path.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let (Ok(rel), Ok(text)) = (
+            extra.strip_prefix(working_dir),
+            std::fs::read_to_string(extra),
+        ) {
             sources.insert(slash(rel), liftoff_manifest::encode_source(&text));
         }
     }
@@ -188,7 +248,10 @@ fn write_build_dir(
             liftoff_config::Runtime::Bun => Runtime::Bun,
         },
         environment: environment.to_string(),
-        config: liftoff_manifest::ManifestConfig { project: config.project.clone(), dirs: config.dirs.clone() },
+        config: liftoff_manifest::ManifestConfig {
+            project: config.project.clone(),
+            dirs: config.dirs.clone(),
+        },
         files,
         sources,
         output_path: dir.to_string_lossy().into_owned(),
@@ -196,13 +259,20 @@ fn write_build_dir(
         run_controller_entry_point: Some(trigger_out("deploy-run-controller")?),
         index_worker_entry_point: trigger_out("deploy-index-worker")?,
         index_controller_entry_point: Some(trigger_out("deploy-index-controller")?),
-        loader_entry_point: if config.has_instrumentations { Some(trigger_out("loader")?) } else { None },
+        loader_entry_point: if config.has_instrumentations {
+            Some(trigger_out("loader")?)
+        } else {
+            None
+        },
         config_path: output_of(&config_name)?,
         externals: Some(
             bundle
                 .externals
                 .iter()
-                .map(|e| liftoff_manifest::External { name: e.name.clone(), version: e.version.clone() })
+                .map(|e| liftoff_manifest::External {
+                    name: e.name.clone(),
+                    version: e.version.clone(),
+                })
                 .collect(),
         ),
         build: liftoff_manifest::BuildSection::default(),
@@ -219,9 +289,17 @@ fn write_build_dir(
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
     let externals = manifest.externals.clone().unwrap_or_default();
-    write(dir, "package.json", &liftoff_manifest::package_json(project_pkg.as_ref(), &externals)?)?;
+    write(
+        dir,
+        "package.json",
+        &liftoff_manifest::package_json(project_pkg.as_ref(), &externals)?,
+    )?;
     write(dir, "build.json", &manifest.to_build_json())?;
-    write(dir, "Containerfile", &liftoff_manifest::containerfile(&manifest)?)?;
+    write(
+        dir,
+        "Containerfile",
+        &liftoff_manifest::containerfile(&manifest)?,
+    )?;
     Ok(manifest)
 }
 
@@ -231,5 +309,8 @@ fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {
 }
 
 fn slash(p: &Path) -> String {
-    p.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/")
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -9,7 +9,13 @@ use crate::output::Output;
 use crate::{DeployArgs, pipeline};
 
 /// The `.env` files upstream loads from the working dir when `--env-file` is absent.
-const DEFAULT_ENV_FILES: [&str; 5] = [".env", ".env.development", ".env.local", ".env.development.local", "dev.vars"];
+const DEFAULT_ENV_FILES: [&str; 5] = [
+    ".env",
+    ".env.development",
+    ".env.local",
+    ".env.development.local",
+    "dev.vars",
+];
 
 pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
     if !args.dry_run {
@@ -74,13 +80,21 @@ fn environment(project_dir: &Path, env_file: Option<&Path>) -> Result<BTreeMap<S
     let mut env: BTreeMap<String, String> = std::env::vars().collect();
     let files: Vec<std::path::PathBuf> = match env_file {
         Some(f) => {
-            let path = if f.is_absolute() { f.to_path_buf() } else { project_dir.join(f) };
+            let path = if f.is_absolute() {
+                f.to_path_buf()
+            } else {
+                project_dir.join(f)
+            };
             if !path.is_file() {
                 bail!("the env file {} does not exist", path.display());
             }
             vec![path]
         }
-        None => DEFAULT_ENV_FILES.iter().map(|f| project_dir.join(f)).filter(|p| p.is_file()).collect(),
+        None => DEFAULT_ENV_FILES
+            .iter()
+            .map(|f| project_dir.join(f))
+            .filter(|p| p.is_file())
+            .collect(),
     };
     for file in files {
         for (k, v) in liftoff_config::parse_env_file(&file)? {
