@@ -132,11 +132,8 @@ pub fn build(
             factory: config.build.jsx.factory.clone(),
             fragment: config.build.jsx.fragment.clone(),
         },
-        tsconfig: config
-            .tsconfig
-            .as_ref()
-            .map(|t| working_dir.join(t))
-            .filter(|p| p.is_file()),
+        // Like esbuild under upstream: each file uses its nearest tsconfig.
+        tsconfig: None,
         overrides,
         bun: matches!(config.runtime, liftoff_config::Runtime::Bun),
         sourcemaps: true,
