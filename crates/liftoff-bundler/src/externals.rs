@@ -182,7 +182,7 @@ fn collect_strings(v: Option<&serde_json::Value>, out: &mut Vec<String>) {
         Some(serde_json::Value::String(s)) => out.push(s.clone()),
         Some(serde_json::Value::Array(a)) => a.iter().for_each(|x| collect_strings(Some(x), out)),
         Some(serde_json::Value::Object(o)) => {
-            o.values().for_each(|x| collect_strings(Some(x), out))
+            o.values().for_each(|x| collect_strings(Some(x), out));
         }
         _ => {}
     }

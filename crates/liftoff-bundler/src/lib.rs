@@ -97,6 +97,9 @@ pub struct BundleSpec {
     pub bun: bool,
     /// Write `.map` files next to the outputs.
     pub sourcemaps: bool,
+    /// Keep every package import external (for code that runs next to its
+    /// `node_modules`, like the config evaluated by the extension sidecar).
+    pub external_packages: bool,
 }
 
 /// One file of the bundle, path relative to the output dir.

@@ -33,6 +33,7 @@ pub(crate) struct TriggerPlugin {
     externals: Vec<String>,
     overrides: HashMap<PathBuf, String>,
     bun: bool,
+    external_packages: bool,
     state: Arc<Mutex<State>>,
 }
 
@@ -45,6 +46,7 @@ impl TriggerPlugin {
             externals: names,
             overrides: spec.overrides.clone(),
             bun: spec.bun,
+            external_packages: spec.external_packages,
             state,
         }
     }
@@ -140,6 +142,13 @@ impl Plugin for TriggerPlugin {
         }
         if args.is_entry || !externals::is_bare(specifier) {
             return Ok(None);
+        }
+        if self.external_packages {
+            return Ok(Some(HookResolveIdOutput {
+                id: specifier.into(),
+                external: Some(ResolvedExternal::Bool(true)),
+                ..Default::default()
+            }));
         }
         let Some(importer) = args.importer.filter(|i| !i.starts_with('\0')) else {
             return Ok(None);

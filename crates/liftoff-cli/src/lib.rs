@@ -98,6 +98,17 @@ pub struct DeployArgs {
     /// Deploy without promoting the new version to current.
     #[arg(long)]
     pub skip_promotion: bool,
+    /// Build without this extension (by its name or its call in the config); repeatable.
+    /// The plan and the output say it was skipped.
+    #[arg(long = "skip-extension", value_name = "NAME")]
+    pub skip_extension: Vec<String>,
+    /// Carry on when an extension's onBuildComplete fails, as upstream does. By
+    /// default liftoff stops with the extension's name and error.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// Seconds each custom extension hook may run in the Node sidecar.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub extension_timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }

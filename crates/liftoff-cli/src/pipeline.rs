@@ -2,11 +2,15 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use liftoff_bundler::{BundleSpec, Entry, Jsx};
 use liftoff_config::ResolvedConfig;
+use liftoff_extensions::{Host, HostOptions, Sidecar, SidecarOptions};
 use liftoff_manifest::{BuildManifest, Runtime};
+
+use crate::output::Output;
 
 /// The CLI entry points taken from the installed `trigger.dev` package.
 const DEPLOY_ENTRY_POINTS: [&str; 4] = [
@@ -77,14 +81,25 @@ pub struct BuildOutcome {
     pub manifest: BuildManifest,
     pub bundle: liftoff_bundler::Bundle,
     pub task_files: Vec<PathBuf>,
+    pub plan: liftoff_extensions::plan::Plan,
 }
 
-/// Builds the project into a fresh `<workingDir>/.trigger/tmp/build-XXXXXX`. On any
-/// failure the directory is removed.
+/// How extensions run during a build.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub environment: String,
+    pub host: HostOptions,
+    pub extension_timeout: Duration,
+}
+
+/// Builds the project into a fresh `<workingDir>/.trigger/tmp/build-XXXXXX`:
+/// extensions' `onBuildStart`, the bundle, the manifest, extensions'
+/// `onBuildComplete` with their layers, then `package.json`, `build.json` and the
+/// `Containerfile`. On any failure the directory is removed.
 pub fn build(
     config: &ResolvedConfig,
-    environment: &str,
-    on_bundled: impl FnOnce(&liftoff_bundler::Bundle),
+    options: &BuildOptions,
+    out: &Output,
 ) -> Result<BuildOutcome> {
     let working_dir = &config.working_dir;
     let task_files = config.discover_task_files()?;
@@ -92,54 +107,6 @@ pub fn build(
     let sdk_dir = find_node_module(working_dir, "@trigger.dev/sdk");
     let sdk_version = sdk_dir.as_deref().and_then(read_version);
     let trigger = find_trigger_package(working_dir, sdk_version.as_deref())?;
-
-    let config_file = canonical(&config.config_file)?;
-    let mut entries: Vec<Entry> = Vec::new();
-    for rel in &task_files {
-        let path = canonical(&working_dir.join(rel))?;
-        entries.push(Entry {
-            name: liftoff_bundler::entry_name(working_dir, &working_dir.join(rel)),
-            path,
-        });
-    }
-    entries.push(Entry {
-        name: liftoff_bundler::entry_name(working_dir, &config.config_file),
-        path: config_file.clone(),
-    });
-    let mut trigger_entries = DEPLOY_ENTRY_POINTS.to_vec();
-    if config.has_instrumentations {
-        trigger_entries.push("loader");
-    }
-    for name in &trigger_entries {
-        entries.push(Entry {
-            name: format!("node_modules/trigger.dev/dist/esm/entryPoints/{name}"),
-            path: canonical(&entry_point(&trigger.dir, name))?,
-        });
-    }
-
-    let config_source = std::fs::read_to_string(&config.config_file)
-        .with_context(|| format!("could not read {}", config.config_file.display()))?;
-    let stripped = liftoff_config::strip_build(&config.config_file, &config_source)?;
-    let overrides: HashMap<PathBuf, String> = HashMap::from([(config_file.clone(), stripped)]);
-
-    let spec = BundleSpec {
-        working_dir: working_dir.clone(),
-        entries,
-        conditions: config.build.conditions.clone(),
-        externals: config.build.external.clone(),
-        jsx: Jsx {
-            automatic: config.build.jsx.automatic,
-            factory: config.build.jsx.factory.clone(),
-            fragment: config.build.jsx.fragment.clone(),
-        },
-        // Like esbuild under upstream: each file uses its nearest tsconfig.
-        tsconfig: None,
-        overrides,
-        bun: matches!(config.runtime, liftoff_config::Runtime::Bun),
-        sourcemaps: true,
-    };
-    let bundle = liftoff_bundler::bundle(&spec)?;
-    on_bundled(&bundle);
 
     let tmp_root = working_dir.join(".trigger/tmp");
     std::fs::create_dir_all(&tmp_root)
@@ -156,15 +123,64 @@ pub fn build(
         })?;
     let dir = canonical(tmp.path())?;
 
-    let manifest = write_build_dir(
+    let mut host = Host::new(config, options.host.clone())?;
+    // The sidecar (and its temp dir) must outlive every extension hook.
+    let (instrumented, _sidecar_dir) = if host.needs_sidecar() || config.has_instrumentations {
+        let step = out.step("Loading the config for custom extensions");
+        let (mut sidecar, sidecar_dir) = start_sidecar(config, &tmp_root, options)?;
+        let instrumented = sidecar.describe()?.instrumented_package_names.clone();
+        host.attach_sidecar(sidecar)?;
+        drop(step);
+        (instrumented, Some(sidecar_dir))
+    } else {
+        (Vec::new(), None)
+    };
+
+    let mut externals = config.build.external.clone();
+    externals.extend(instrumented.iter().cloned());
+    externals.extend(host.externals()?);
+    host.build_start(&dir)?;
+
+    let spec = bundle_spec(config, &task_files, &trigger, externals, &instrumented)?;
+    let step = out.step("Building trigger code");
+    let bundle = liftoff_bundler::bundle(&spec)?;
+    step.done("Successfully built code");
+    for d in &bundle.diagnostics {
+        match d.severity {
+            liftoff_bundler::diagnostics::Severity::Note => out.note(d.to_string()),
+            _ => out.warn(d.to_string()),
+        }
+    }
+    bundle.write_to(&dir)?;
+
+    let mut manifest = initial_manifest(
         config,
-        environment,
+        &options.environment,
         &dir,
         &bundle,
         &task_files,
         &trigger,
         sdk_version,
+        &instrumented,
     )?;
+    host.build_complete(&mut manifest, &externals_of(&bundle))?;
+    for line in host.logs(&manifest) {
+        match line.level {
+            liftoff_extensions::LogLevel::Warn => {
+                out.warn(format!("{}: {}", line.extension, line.message));
+            }
+            liftoff_extensions::LogLevel::Log => {
+                out.log(format!("{}: {}", line.extension, line.message));
+            }
+            liftoff_extensions::LogLevel::Debug => {
+                out.debug(format!("{}: {}", line.extension, line.message));
+            }
+        }
+    }
+    let plan = host.plan(&manifest);
+    manifest.rewrite_paths(&dir)?;
+    write_files(config, &dir, &manifest)?;
+
     // Success: keep the directory (dry runs hand it to the user).
     let _ = tmp.keep();
     Ok(BuildOutcome {
@@ -172,14 +188,133 @@ pub fn build(
         manifest,
         bundle,
         task_files,
+        plan,
     })
+}
+
+/// What to bundle: task files, the config (with `build` stripped) and the
+/// `trigger.dev` runtime entry points.
+fn bundle_spec(
+    config: &ResolvedConfig,
+    task_files: &[PathBuf],
+    trigger: &TriggerPackage,
+    externals: Vec<String>,
+    instrumented: &[String],
+) -> Result<BundleSpec> {
+    let working_dir = &config.working_dir;
+    let config_file = canonical(&config.config_file)?;
+    let mut entries: Vec<Entry> = Vec::new();
+    for rel in task_files {
+        let path = canonical(&working_dir.join(rel))?;
+        entries.push(Entry {
+            name: liftoff_bundler::entry_name(working_dir, &working_dir.join(rel)),
+            path,
+        });
+    }
+    entries.push(Entry {
+        name: liftoff_bundler::entry_name(working_dir, &config.config_file),
+        path: config_file.clone(),
+    });
+    let mut trigger_entries = DEPLOY_ENTRY_POINTS.to_vec();
+    if !instrumented.is_empty() {
+        trigger_entries.push("loader");
+    }
+    for name in &trigger_entries {
+        entries.push(Entry {
+            name: format!("node_modules/trigger.dev/dist/esm/entryPoints/{name}"),
+            path: canonical(&entry_point(&trigger.dir, name))?,
+        });
+    }
+
+    let config_source = std::fs::read_to_string(&config.config_file)
+        .with_context(|| format!("could not read {}", config.config_file.display()))?;
+    let stripped = liftoff_config::strip_build(&config.config_file, &config_source)?;
+    let overrides: HashMap<PathBuf, String> = HashMap::from([(config_file.clone(), stripped)]);
+
+    Ok(BundleSpec {
+        working_dir: working_dir.clone(),
+        entries,
+        conditions: config.build.conditions.clone(),
+        externals,
+        jsx: Jsx {
+            automatic: config.build.jsx.automatic,
+            factory: config.build.jsx.factory.clone(),
+            fragment: config.build.jsx.fragment.clone(),
+        },
+        // Like esbuild under upstream: each file uses its nearest tsconfig.
+        tsconfig: None,
+        overrides,
+        bun: matches!(config.runtime, liftoff_config::Runtime::Bun),
+        sourcemaps: true,
+        external_packages: false,
+    })
+}
+
+fn externals_of(bundle: &liftoff_bundler::Bundle) -> Vec<liftoff_manifest::External> {
+    bundle
+        .externals
+        .iter()
+        .map(|e| liftoff_manifest::External {
+            name: e.name.clone(),
+            version: e.version.clone(),
+        })
+        .collect()
+}
+
+/// Bundles the config with `build` kept (every package stays external: it runs
+/// next to `node_modules`) and starts the Node sidecar on it.
+fn start_sidecar(
+    config: &ResolvedConfig,
+    tmp_root: &Path,
+    options: &BuildOptions,
+) -> Result<(Sidecar, tempfile::TempDir)> {
+    let working_dir = &config.working_dir;
+    let dir = tempfile::Builder::new()
+        .prefix("sidecar-")
+        .tempdir_in(tmp_root)
+        .with_context(|| format!("could not create a temp dir in {}", tmp_root.display()))?;
+    let spec = BundleSpec {
+        working_dir: working_dir.clone(),
+        entries: vec![Entry {
+            name: "trigger.config".into(),
+            path: canonical(&config.config_file)?,
+        }],
+        conditions: config.build.conditions.clone(),
+        externals: Vec::new(),
+        jsx: Jsx::default(),
+        tsconfig: None,
+        overrides: HashMap::new(),
+        bun: false,
+        sourcemaps: false,
+        external_packages: true,
+    };
+    let bundle = liftoff_bundler::bundle(&spec)
+        .context("could not bundle the config for the extension sidecar")?;
+    bundle.write_to(dir.path())?;
+    let config_module = dir.path().join(
+        bundle
+            .entries
+            .first()
+            .map(|e| e.output.clone())
+            .context("the config bundle has no output")?,
+    );
+    let sidecar = Sidecar::start(SidecarOptions {
+        node: PathBuf::from("node"),
+        config_module,
+        working_dir: working_dir.clone(),
+        timeout: options.extension_timeout,
+        resolved_config: serde_json::to_value(config).unwrap_or_default(),
+        env: options.host.env.clone(),
+    })?;
+    Ok((sidecar, dir))
 }
 
 fn canonical(p: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(p).with_context(|| format!("{} does not exist", p.display()))
 }
 
-fn write_build_dir(
+#[allow(clippy::too_many_arguments)]
+fn initial_manifest(
     config: &ResolvedConfig,
     environment: &str,
     dir: &Path,
@@ -187,9 +322,9 @@ fn write_build_dir(
     task_files: &[PathBuf],
     trigger: &TriggerPackage,
     sdk_version: Option<String>,
+    instrumented: &[String],
 ) -> Result<BuildManifest> {
     let working_dir = &config.working_dir;
-    bundle.write_to(dir)?;
     let out = |rel: &str| dir.join(rel).to_string_lossy().into_owned();
     let output_of = |name: &str| -> Result<String> {
         bundle
@@ -235,7 +370,7 @@ fn write_build_dir(
     }
 
     let config_name = liftoff_bundler::entry_name(working_dir, &config.config_file);
-    let mut manifest = BuildManifest {
+    Ok(BuildManifest {
         target: liftoff_manifest::Target::Deploy,
         package_version: sdk_version.unwrap_or_else(|| trigger.version.clone()),
         cli_package_version: trigger.version.clone(),
@@ -256,30 +391,27 @@ fn write_build_dir(
         run_controller_entry_point: Some(trigger_out("deploy-run-controller")?),
         index_worker_entry_point: trigger_out("deploy-index-worker")?,
         index_controller_entry_point: Some(trigger_out("deploy-index-controller")?),
-        loader_entry_point: if config.has_instrumentations {
-            Some(trigger_out("loader")?)
-        } else {
+        loader_entry_point: if instrumented.is_empty() {
             None
+        } else {
+            Some(trigger_out("loader")?)
         },
         config_path: output_of(&config_name)?,
-        externals: Some(
-            bundle
-                .externals
-                .iter()
-                .map(|e| liftoff_manifest::External {
-                    name: e.name.clone(),
-                    version: e.version.clone(),
-                })
-                .collect(),
-        ),
+        // Filled by the externals layer, first of all layers (as upstream).
+        externals: Some(Vec::new()),
         build: liftoff_manifest::BuildSection::default(),
         custom_conditions: Some(config.build.conditions.clone()),
+        // The server's env vars: none in an offline dry run.
         deploy: liftoff_manifest::DeploySection::default(),
         image: None,
-        otel_import_hook: None,
-    };
-    manifest.rewrite_paths(dir)?;
+        otel_import_hook: (!instrumented.is_empty()).then(|| liftoff_manifest::OtelImportHook {
+            include: Some(instrumented.to_vec()),
+            exclude: None,
+        }),
+    })
+}
 
+fn write_files(config: &ResolvedConfig, dir: &Path, manifest: &BuildManifest) -> Result<()> {
     let project_pkg: Option<serde_json::Value> = config
         .package_json_path
         .as_ref()
@@ -295,9 +427,9 @@ fn write_build_dir(
     write(
         dir,
         "Containerfile",
-        &liftoff_manifest::containerfile(&manifest)?,
+        &liftoff_manifest::containerfile(manifest)?,
     )?;
-    Ok(manifest)
+    Ok(())
 }
 
 fn write(dir: &Path, name: &str, contents: &str) -> Result<()> {

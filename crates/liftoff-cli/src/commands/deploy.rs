@@ -31,23 +31,31 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
         project_dir: project_dir.clone(),
         config_file: args.config.clone(),
         project_ref: args.project_ref.clone(),
-        env,
+        env: env.clone(),
     })?;
     for warning in &config.warnings {
         out.warn(warning);
     }
     out.debug(format!("config: {}", config.config_file.display()));
 
-    let step = out.step("Building trigger code");
-    let outcome = pipeline::build(&config, args.env.as_str(), |bundle| {
-        for d in &bundle.diagnostics {
-            match d.severity {
-                liftoff_bundler::diagnostics::Severity::Note => out.note(d.to_string()),
-                _ => out.warn(d.to_string()),
-            }
-        }
-    })?;
-    step.done("Successfully built code");
+    let options = pipeline::BuildOptions {
+        environment: args.env.as_str().to_string(),
+        host: liftoff_extensions::HostOptions {
+            keep_going: args.keep_going,
+            skip: args.skip_extension.clone(),
+            env: env.clone(),
+        },
+        extension_timeout: std::time::Duration::from_secs(args.extension_timeout),
+    };
+    let outcome = pipeline::build(&config, &options, out)?;
+    for ext in outcome
+        .plan
+        .extensions
+        .iter()
+        .filter(|e| e.implementation == "skipped")
+    {
+        out.warn(format!("extension {} was skipped (--skip-extension): the deploy does not include what it would add", ext.name));
+    }
 
     let dir = outcome.dir.display().to_string();
     if out.json() {
@@ -60,6 +68,7 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
             "taskFiles": outcome.task_files.iter().map(|p| p.to_string_lossy()).collect::<Vec<_>>(),
             "externals": outcome.manifest.externals,
             "files": outcome.bundle.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
+            "plan": outcome.plan,
             "diagnostics": outcome.bundle.diagnostics.iter().map(|d| serde_json::json!({
                 "severity": d.severity_str(),
                 "code": d.code,
