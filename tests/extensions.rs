@@ -140,13 +140,15 @@ fn python() {
 #[test]
 fn decorators_emit_metadata() {
     // check-build runs the task, which returns the design:type metadata names.
-    let (dir, _) = build("decorators", None);
+    let (dir, json) = build("decorators", None);
+    snapshot("decorators", &dir, &json);
     std::fs::remove_dir_all(dir).unwrap();
 }
 
 #[test]
 fn telemetry_instrumentation_is_external_and_loader_bundled() {
     let (dir, json) = build("telemetry", None);
+    snapshot("telemetry", &dir, &json);
     let manifest = read_json(&dir.join("build.json"));
     let included = manifest["otelImportHook"]["include"]
         .as_array()
@@ -232,6 +234,7 @@ fn custom_extensions_and_secrets_never_leak() {
         }
     }
     check_build(&dir, &project.join("expected.json"));
+    snapshot("custom_ext", &dir, &json);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -147,7 +147,8 @@ if (all) {
     if (!ok) process.stderr.write(`record-extension: case ${c.id} failed (exit ${r.status})\n${r.stderr}\n`);
     out.push({ id: c.id, project: c.project, ok, result, ...(ok ? {} : { stderr: r.stderr }) });
   }
-  process.stdout.write(JSON.stringify(out, null, 2) + "\n");
+  // Synchronous write: process.exit() right after an async pipe write truncates large output.
+  fs.writeSync(1, JSON.stringify(out, null, 2) + "\n");
   process.exit(out.every((o) => o.ok) ? 0 : 1);
 }
 

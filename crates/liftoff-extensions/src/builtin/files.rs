@@ -123,13 +123,20 @@ fn glob(cwd: &Path, pattern: &str) -> Result<Vec<PathBuf>, String> {
         }
     }
     if split == segments.len() {
-        return Ok(if base.is_file() {
-            vec![base]
-        } else {
-            Vec::new()
-        });
+        // A plain path: the file itself, or every file below a directory (as tinyglobby).
+        if !base.is_dir() {
+            return Ok(if base.is_file() {
+                vec![base]
+            } else {
+                Vec::new()
+            });
+        }
     }
-    let rest = segments[split..].join("/");
+    let rest = if split == segments.len() {
+        "**".to_string()
+    } else {
+        segments[split..].join("/")
+    };
     let matcher = GlobBuilder::new(&rest)
         .literal_separator(true)
         .build()

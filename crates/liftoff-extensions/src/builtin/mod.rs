@@ -50,12 +50,14 @@ pub(crate) fn recognise(
             && (d.extension.module == import.source
                 || d.extension.also_from.contains(&import.source))
     }) else {
+        let what = if call.args.iter().any(StaticValue::contains_unevaluable) {
+            "runs code from the config"
+        } else {
+            "is not built in"
+        };
         return Ok(Recognised::Sidecar {
             name: display,
-            reason: format!(
-                "`{}` from {} is not built in",
-                import.imported, import.source
-            ),
+            reason: format!("`{}` from {} {what}", import.imported, import.source),
         });
     };
     if call.args.iter().any(StaticValue::contains_unevaluable) {
