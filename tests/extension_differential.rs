@@ -95,20 +95,7 @@ fn native_builtins_match_upstream() {
     let cases_file = repo().join("tests/node/extension-cases.json");
     let cases: Value = common::read_json(&cases_file);
     let cases = cases.get("cases").cloned().unwrap_or(cases);
-    let recorded = node([
-        repo().join("tests/node/record-extension.mjs").as_os_str(),
-        "--all".as_ref(),
-        cases_file.as_os_str(),
-        "--fixtures".as_ref(),
-        repo().join("fixtures").as_os_str(),
-        "--normalize".as_ref(),
-    ]);
-    assert!(
-        recorded.status.success(),
-        "recorder failed:\n{}",
-        text(&recorded.stderr)
-    );
-    let recorded: Value = serde_json::from_slice(&recorded.stdout).unwrap();
+    let recorded = record_upstream(&cases_file);
     let by_id: BTreeMap<&str, &Value> = recorded
         .as_array()
         .unwrap()
@@ -162,10 +149,10 @@ fn native_builtins_match_upstream() {
         compared += 1;
         match (&upstream["error"], ours) {
             (Value::Null, Err(e)) => {
-                failures.push(format!("{id}: upstream succeeded, liftoff failed: {e}"))
+                failures.push(format!("{id}: upstream succeeded, liftoff failed: {e}"));
             }
             (err, Ok(_)) if !err.is_null() => {
-                failures.push(format!("{id}: upstream failed ({err}), liftoff succeeded"))
+                failures.push(format!("{id}: upstream failed ({err}), liftoff succeeded"));
             }
             (Value::Null, Ok(rec)) if KNOWN_DIFFERENCES.iter().any(|(k, _)| *k == id) => {
                 // liftoff pins the version installed in node_modules instead of `latest`.
@@ -180,37 +167,14 @@ fn native_builtins_match_upstream() {
                 let ours = rec.start_layers[0].dependencies.as_ref().unwrap()[package].clone();
                 assert_eq!(Value::String(ours), installed, "{id}");
             }
-            (Value::Null, Ok(rec)) => {
-                let ours = serde_json::to_value(&rec).unwrap();
-                let norm = |v: &Value| normalize_layers(v, output.path(), &working_dir, &project);
-                for field in ["name", "externals", "startLayers", "completeLayers"] {
-                    let (a, b) = (norm(&ours[field]), strip_nulls(upstream[field].clone()));
-                    if a != b {
-                        failures.push(format!(
-                            "{id}: {field} differs\n  liftoff:  {a}\n  upstream: {b}"
-                        ));
-                    }
-                }
-                let mut our_files: Vec<String> = rec.files.iter().map(|f| f.to.clone()).collect();
-                our_files.sort();
-                let mut up_files: Vec<String> = upstream["files"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|f| f.as_str().unwrap().to_string())
-                    .collect();
-                up_files.sort();
-                up_files.dedup();
-                our_files.dedup();
-                if our_files != up_files {
-                    failures.push(format!("{id}: copied files differ\n  liftoff:  {our_files:?}\n  upstream: {up_files:?}"));
-                }
-                let our_warnings = warnings(&norm(&ours["logs"]));
-                let up_warnings = warnings(&upstream["logs"]);
-                if our_warnings != up_warnings {
-                    failures.push(format!("{id}: warnings differ\n  liftoff:  {our_warnings:?}\n  upstream: {up_warnings:?}"));
-                }
-            }
+            (Value::Null, Ok(rec)) => failures.extend(compare(
+                id,
+                &rec,
+                upstream,
+                output.path(),
+                &working_dir,
+                &project,
+            )),
             _ => {} // both failed
         }
     }
@@ -221,4 +185,68 @@ fn native_builtins_match_upstream() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// What differs between liftoff's recording and upstream's for one case.
+fn compare(
+    id: &str,
+    rec: &liftoff_extensions::Recording,
+    upstream: &Value,
+    output: &Path,
+    working_dir: &Path,
+    project: &Path,
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    let ours = serde_json::to_value(rec).unwrap();
+    let norm = |v: &Value| normalize_layers(v, output, working_dir, project);
+    for field in ["name", "externals", "startLayers", "completeLayers"] {
+        let (a, b) = (norm(&ours[field]), strip_nulls(upstream[field].clone()));
+        if a != b {
+            failures.push(format!(
+                "{id}: {field} differs\n  liftoff:  {a}\n  upstream: {b}"
+            ));
+        }
+    }
+    let mut our_files: Vec<String> = rec.files.iter().map(|f| f.to.clone()).collect();
+    our_files.sort();
+    let mut up_files: Vec<String> = upstream["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap().to_string())
+        .collect();
+    up_files.sort();
+    up_files.dedup();
+    our_files.dedup();
+    if our_files != up_files {
+        failures.push(format!(
+            "{id}: copied files differ\n  liftoff:  {our_files:?}\n  upstream: {up_files:?}"
+        ));
+    }
+    let our_warnings = warnings(&norm(&ours["logs"]));
+    let up_warnings = warnings(&upstream["logs"]);
+    if our_warnings != up_warnings {
+        failures.push(format!(
+            "{id}: warnings differ\n  liftoff:  {our_warnings:?}\n  upstream: {up_warnings:?}"
+        ));
+    }
+    failures
+}
+
+/// Records every case with upstream's code (`record-extension.mjs --all`).
+fn record_upstream(cases_file: &Path) -> Value {
+    let recorded = node([
+        repo().join("tests/node/record-extension.mjs").as_os_str(),
+        "--all".as_ref(),
+        cases_file.as_os_str(),
+        "--fixtures".as_ref(),
+        repo().join("fixtures").as_os_str(),
+        "--normalize".as_ref(),
+    ]);
+    assert!(
+        recorded.status.success(),
+        "recorder failed:\n{}",
+        text(&recorded.stderr)
+    );
+    serde_json::from_slice(&recorded.stdout).unwrap()
 }
