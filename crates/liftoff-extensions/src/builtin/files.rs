@@ -229,4 +229,57 @@ mod tests {
             ["shared/x.json"]
         );
     }
+
+    #[test]
+    fn symlinks_leaving_the_project_are_refused() {
+        use std::collections::BTreeMap;
+
+        let dir = tempfile::tempdir().unwrap();
+        let app = dir.path().join("app");
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(app.join("assets")).unwrap();
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "outside").unwrap();
+        std::fs::write(app.join("assets/inside.txt"), "inside").unwrap();
+        std::os::unix::fs::symlink(
+            app.join("assets/inside.txt"),
+            app.join("assets/ok-link.txt"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(dir.path().join("secret.txt"), app.join("assets/escape.txt"))
+            .unwrap();
+        let manifest = BuildManifest {
+            output_path: out.to_string_lossy().into_owned(),
+            ..BuildManifest::default()
+        };
+        let env = BTreeMap::new();
+
+        let mut ctx = Context::new(crate::Target::Deploy, crate::Runtime::Node, &app, "p", &env);
+        copy_matches(
+            &mut ctx,
+            "additionalFiles",
+            &["./assets/ok-link.txt".into()],
+            &manifest,
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(out.join("assets/ok-link.txt")).unwrap(),
+            "inside"
+        );
+
+        let mut ctx = Context::new(crate::Target::Deploy, crate::Runtime::Node, &app, "p", &env);
+        let err = copy_matches(
+            &mut ctx,
+            "additionalFiles",
+            &["./assets/*.txt".into()],
+            &manifest,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("escape.txt") && err.contains("outside the project"),
+            "{err}"
+        );
+        assert!(!out.join("assets/escape.txt").exists());
+    }
 }
