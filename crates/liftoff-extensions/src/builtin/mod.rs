@@ -162,3 +162,20 @@ impl Extension for Builtin {
         }
     }
 }
+
+/// A built-in with the given options, as recognition would produce it (tests).
+#[cfg(test)]
+pub(crate) fn test_builtin(export: &str, options: &serde_json::Value) -> Builtin {
+    let data = data::all()
+        .unwrap()
+        .into_iter()
+        .find(|d| d.extension.export == export)
+        .unwrap();
+    let options = options
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), crate::static_value(v)))
+        .collect();
+    Builtin { data, options }
+}

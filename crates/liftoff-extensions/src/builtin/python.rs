@@ -155,26 +155,7 @@ mod tests {
     use crate::Runtime;
 
     fn builtin(options: &serde_json::Value) -> Builtin {
-        let data = data::all()
-            .unwrap()
-            .into_iter()
-            .find(|d| d.extension.export == "pythonExtension")
-            .unwrap();
-        let options = options
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), to_static(v)))
-            .collect();
-        Builtin { data, options }
-    }
-
-    fn to_static(v: &serde_json::Value) -> StaticValue {
-        match v {
-            serde_json::Value::String(s) => StaticValue::String(s.clone()),
-            serde_json::Value::Array(a) => StaticValue::Array(a.iter().map(to_static).collect()),
-            other => panic!("unsupported {other}"),
-        }
+        super::super::test_builtin("pythonExtension", options)
     }
 
     fn project(files: &[(&str, &str)]) -> tempfile::TempDir {

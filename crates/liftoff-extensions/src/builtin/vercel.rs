@@ -293,18 +293,7 @@ mod tests {
     }
 
     fn builtin(options: &serde_json::Value) -> Builtin {
-        let data = data::all()
-            .unwrap()
-            .into_iter()
-            .find(|d| d.extension.export == "syncVercelEnvVars")
-            .unwrap();
-        let options = options
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), StaticValue::String(v.as_str().unwrap().into())))
-            .collect();
-        Builtin { data, options }
+        super::super::test_builtin("syncVercelEnvVars", options)
     }
 
     struct Outcome {
