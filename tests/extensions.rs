@@ -183,6 +183,7 @@ fn custom_extensions_and_secrets_never_leak() {
     let out = common::liftoff([
         "deploy".as_ref(),
         "--dry-run".as_ref(),
+        "--no-image".as_ref(),
         project.as_os_str(),
         "--json".as_ref(),
         "--log-level".as_ref(),
@@ -379,7 +380,7 @@ fn sidecar_that_hangs_times_out() {
 fn node_not_on_path() {
     let p = project_with("{ name: \"needs-node\", onBuildComplete() {} }", "");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_liftoff"))
-        .args(["deploy", "--dry-run"])
+        .args(["deploy", "--dry-run", "--no-image"])
         .arg(p.path())
         .env("PATH", "/nonexistent")
         .output()

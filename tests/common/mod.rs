@@ -37,7 +37,7 @@ pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `liftoff deploy --dry-run <project> [extra…] --json` must succeed; returns the build dir.
+/// `liftoff deploy --dry-run <project> [extra…] --json --no-image` must succeed; returns the build dir.
 pub fn dry_run(project: &Path, extra: &[&str]) -> (PathBuf, serde_json::Value) {
     let mut args: Vec<&OsStr> = vec![
         OsStr::new("deploy"),
@@ -46,6 +46,7 @@ pub fn dry_run(project: &Path, extra: &[&str]) -> (PathBuf, serde_json::Value) {
     ];
     args.extend(extra.iter().map(OsStr::new));
     args.push(OsStr::new("--json"));
+    args.push(OsStr::new("--no-image"));
     let out = liftoff(&args);
     assert!(
         out.status.success(),
@@ -192,6 +193,7 @@ impl TempProject {
         let mut args: Vec<&OsStr> = vec![
             OsStr::new("deploy"),
             OsStr::new("--dry-run"),
+            OsStr::new("--no-image"),
             self.path().as_os_str(),
         ];
         args.extend(extra.iter().map(OsStr::new));

@@ -52,6 +52,21 @@ pub struct CommonArgs {
     pub json: bool,
 }
 
+/// Layer compression.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompressionArg {
+    Gzip,
+    Zstd,
+}
+
+/// Upstream's `--network` modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetworkArg {
+    Default,
+    Host,
+    None,
+}
+
 /// `trigger.dev` environments a deploy may target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DeployEnv {
@@ -109,6 +124,28 @@ pub struct DeployArgs {
     /// Seconds each custom extension hook may run in the Node sidecar.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub extension_timeout: u64,
+    /// Build only the build directory, not the image.
+    #[arg(long)]
+    pub no_image: bool,
+    /// The base image: a registry reference, oci:PATH[:TAG] or oci-archive:FILE[:TAG].
+    /// Default: upstream's node (or bun) image.
+    #[arg(long, value_name = "REF")]
+    pub base_image: Option<String>,
+    /// Where pulled blobs, unpacked layers, .deb files and cached steps are kept.
+    #[arg(long, env = "LIFTOFF_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Layer compression.
+    #[arg(long, value_enum, default_value = "gzip")]
+    pub compression: CompressionArg,
+    /// Where the image goes: oci:DIR or oci-archive:FILE (default: oci:<build dir>/image).
+    #[arg(long, value_name = "oci:DIR|oci-archive:FILE")]
+    pub output: Option<String>,
+    /// Network for `npm i` and build commands: default (host network), host, or none.
+    #[arg(long, value_enum, default_value = "default")]
+    pub network: NetworkArg,
+    /// Seconds each sandboxed build step (npm i, dpkg --configure, a build command) may run.
+    #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+    pub step_timeout: u64,
     #[command(flatten)]
     pub common: CommonArgs,
 }

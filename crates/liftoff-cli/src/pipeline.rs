@@ -411,13 +411,65 @@ fn initial_manifest(
     })
 }
 
+/// Where externals that are not from a registry (`file:` dependencies, workspace
+/// links) are copied in the build dir.
+const LOCAL_PACKAGES: &str = ".liftoff-packages";
+
+/// An external installed from a local directory (its real path is not inside a
+/// `node_modules`) cannot be installed by name from the registry in the image:
+/// copy it into the build dir and depend on it with `file:` (upstream writes the
+/// bare version, and `npm i` in the image then fails).
+fn vendor_local_packages(
+    working_dir: &Path,
+    dir: &Path,
+    externals: &mut [liftoff_manifest::External],
+) -> Result<()> {
+    for ext in externals.iter_mut() {
+        let Some(installed) = find_node_module(working_dir, &ext.name) else {
+            continue;
+        };
+        let Ok(real) = std::fs::canonicalize(&installed) else {
+            continue;
+        };
+        if real.components().any(|c| c.as_os_str() == "node_modules") {
+            continue;
+        }
+        let rel = format!("{LOCAL_PACKAGES}/{}", ext.name);
+        copy_package(&real, &dir.join(&rel))?;
+        ext.version = format!("file:./{rel}");
+    }
+    Ok(())
+}
+
+fn copy_package(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).with_context(|| format!("could not create {}", to.display()))?;
+    for entry in
+        std::fs::read_dir(from).with_context(|| format!("could not read {}", from.display()))?
+    {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == "node_modules" || name == ".git" {
+            continue;
+        }
+        let (src, dest) = (entry.path(), to.join(&name));
+        if entry.file_type()?.is_dir() {
+            copy_package(&src, &dest)?;
+        } else {
+            std::fs::copy(&src, &dest)
+                .with_context(|| format!("could not copy {}", src.display()))?;
+        }
+    }
+    Ok(())
+}
+
 fn write_files(config: &ResolvedConfig, dir: &Path, manifest: &BuildManifest) -> Result<()> {
     let project_pkg: Option<serde_json::Value> = config
         .package_json_path
         .as_ref()
         .and_then(|p| std::fs::read_to_string(p).ok())
         .and_then(|t| serde_json::from_str(&t).ok());
-    let externals = manifest.externals.clone().unwrap_or_default();
+    let mut externals = manifest.externals.clone().unwrap_or_default();
+    vendor_local_packages(&config.working_dir, dir, &mut externals)?;
     write(
         dir,
         "package.json",

@@ -57,6 +57,12 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
         out.warn(format!("extension {} was skipped (--skip-extension): the deploy does not include what it would add", ext.name));
     }
 
+    let image = if args.no_image {
+        None
+    } else {
+        Some(build_image(args, &config, &outcome, out)?)
+    };
+
     let dir = outcome.dir.display().to_string();
     if out.json() {
         out.result(&serde_json::json!({
@@ -69,6 +75,7 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
             "externals": outcome.manifest.externals,
             "files": outcome.bundle.files.iter().map(|f| &f.path).collect::<Vec<_>>(),
             "plan": outcome.plan,
+            "image": image,
             "diagnostics": outcome.bundle.diagnostics.iter().map(|d| serde_json::json!({
                 "severity": d.severity_str(),
                 "code": d.code,
@@ -111,4 +118,79 @@ fn environment(project_dir: &Path, env_file: Option<&Path>) -> Result<BTreeMap<S
         }
     }
     Ok(env)
+}
+
+fn build_image(
+    args: &DeployArgs,
+    config: &liftoff_config::ResolvedConfig,
+    outcome: &pipeline::BuildOutcome,
+    out: &Output,
+) -> Result<liftoff_builder::BuiltImage> {
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .or_else(liftoff_registry::BlobCache::default_root)
+        .context("no cache directory: set --cache-dir or LIFTOFF_CACHE_DIR (or HOME)")?;
+    let output = match &args.output {
+        Some(o) => o.parse().map_err(anyhow::Error::msg)?,
+        None => liftoff_builder::ImageOutput::OciDir(outcome.dir.join("image")),
+    };
+    let base_image = args.base_image.clone().unwrap_or_else(|| {
+        match config.runtime {
+            liftoff_config::Runtime::Node => liftoff_builder::DEFAULT_NODE_BASE,
+            liftoff_config::Runtime::Bun => liftoff_builder::DEFAULT_BUN_BASE,
+        }
+        .to_string()
+    });
+    let options = liftoff_builder::ImageOptions {
+        base_image,
+        cache_dir,
+        compression: match args.compression {
+            crate::CompressionArg::Gzip => liftoff_image::Compression::Gzip,
+            crate::CompressionArg::Zstd => liftoff_image::Compression::Zstd,
+        },
+        output,
+        network: args.network != crate::NetworkArg::None,
+        registry: liftoff_registry::RegistryConfig::from_env()?,
+        source_date_epoch: liftoff_image::source_date_epoch()?,
+        step_timeout: std::time::Duration::from_secs(args.step_timeout),
+        index_timeout: std::time::Duration::from_secs(20),
+        source: None,
+        revision: None,
+    };
+    let step = out.step("Building image");
+    let image = liftoff_builder::build_image(&outcome.dir, &outcome.manifest, &options, &|msg| {
+        out.info(msg)
+    })?;
+    step.done(&format!("Built image {}", image.manifest_digest));
+    for layer in &image.layers {
+        out.log(format!(
+            "  {:<16} {}  {:>10}{}",
+            layer.name,
+            &layer.digest[..19.min(layer.digest.len())],
+            human_size(layer.size),
+            if layer.cached { "  (cached)" } else { "" }
+        ));
+    }
+    out.log(format!(
+        "Detected {} task{}: {}",
+        image.tasks.len(),
+        if image.tasks.len() == 1 { "" } else { "s" },
+        image
+            .tasks
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    Ok(image)
+}
+
+#[allow(clippy::cast_precision_loss)]
+fn human_size(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
 }

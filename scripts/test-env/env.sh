@@ -1,0 +1,16 @@
+# Test-environment settings for the image tests. Source it (bash/sh):
+#   . scripts/test-env/env.sh
+# scripts/test-env/setup (run by scripts/install-test-deps) provides what these point at.
+_liftoff_test_cache=${LIFTOFF_TEST_CACHE:-/var/cache/liftoff-test}
+# Loopback registry, plain HTTP, no auth; it serves the node:21-bookworm-slim stand-in.
+export LIFTOFF_TEST_REGISTRY=127.0.0.1:5000
+# Same, with htpasswd basic auth (Basic challenge, not the token flow).
+export LIFTOFF_TEST_AUTH_REGISTRY=127.0.0.1:5001
+export LIFTOFF_TEST_AUTH_USERNAME=testuser
+export LIFTOFF_TEST_AUTH_PASSWORD=testpass
+export LIFTOFF_TEST_BASE_IMAGE=127.0.0.1:5000/library/node:21-bookworm-slim
+# The same image as an OCI image layout: <layout dir>:<tag>
+export LIFTOFF_TEST_BASE_OCI=$_liftoff_test_cache/base-image/oci:21-bookworm-slim
+# liftoff's Docker Hub mirror setting: docker.io/library/node:21-bookworm-slim resolves here.
+export LIFTOFF_REGISTRY_MIRRORS=docker.io=http://127.0.0.1:5000
+unset _liftoff_test_cache

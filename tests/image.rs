@@ -1,0 +1,263 @@
+//! The daemonless image: built from every fixture against the local test registry
+//! (the `node:21-bookworm-slim` stand-in, reached through liftoff's Docker Hub
+//! mirror setting), validated with skopeo and umoci, and run: node inside the
+//! unpacked rootfs imports every task file, and index.json lists the tasks.
+//! Needs root (the sandbox) and `scripts/test-env/setup` (scripts/test runs it).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{fixture, liftoff, read_json, text};
+use serde_json::Value;
+
+const BASE: &str = "node:21-bookworm-slim";
+
+fn cache_dir() -> PathBuf {
+    let root = std::env::var_os("LIFTOFF_TEST_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/liftoff-test"), PathBuf::from);
+    root.join("liftoff-cache")
+}
+
+fn mirrors_configured() {
+    assert!(
+        std::env::var_os("LIFTOFF_REGISTRY_MIRRORS").is_some(),
+        "LIFTOFF_REGISTRY_MIRRORS is not set: run the image tests through scripts/test (it sources scripts/test-env/env.sh)"
+    );
+}
+
+/// `deploy --dry-run` with the image; returns the build dir and the --json result.
+fn build(project: &Path, cache: &Path, extra: &[&str]) -> (PathBuf, Value) {
+    mirrors_configured();
+    let mut args: Vec<String> = vec![
+        "deploy".into(),
+        "--dry-run".into(),
+        project.display().to_string(),
+        "--json".into(),
+    ];
+    args.extend(["--base-image", BASE, "--cache-dir"].map(String::from));
+    args.push(cache.display().to_string());
+    args.extend(extra.iter().map(ToString::to_string));
+    let out = liftoff(&args);
+    assert!(
+        out.status.success(),
+        "image build failed:\n{}",
+        text(&out.stderr)
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (PathBuf::from(json["buildDir"].as_str().unwrap()), json)
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}\n{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+/// skopeo and umoci accept the image; node in the unpacked rootfs imports every
+/// task file; index.json has exactly the expected task ids.
+fn image_runs(name: &str) {
+    let project = fixture(name);
+    let (dir, json) = build(&project, &cache_dir(), &[]);
+    let layout = format!("oci:{}:latest", dir.join("image").display());
+    let inspect: Value =
+        serde_json::from_str(&run(Command::new("skopeo").args(["inspect", &layout]))).unwrap();
+    assert_eq!(inspect["Digest"], json["image"]["manifestDigest"]);
+
+    let bundle = tempfile::tempdir().unwrap();
+    let bundle_dir = bundle.path().join("bundle");
+    run(Command::new("umoci")
+        .args([
+            "unpack",
+            "--image",
+            &format!("{}:latest", dir.join("image").display()),
+        ])
+        .arg(&bundle_dir));
+    let rootfs = bundle_dir.join("rootfs");
+
+    let manifest = read_json(&dir.join("build.json"));
+    let imports: Vec<String> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| format!("await import({:?});", f["out"].as_str().unwrap()))
+        .collect();
+    let script = format!(
+        "{} console.log('imported', {});",
+        imports.join(" "),
+        imports.len()
+    );
+    let out = run(Command::new("env")
+        .args([
+            "-i",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "HOME=/home/node",
+            "/usr/sbin/chroot",
+        ])
+        .arg(&rootfs)
+        .args([
+            "/usr/bin/dumb-init",
+            "node",
+            "--input-type=module",
+            "-e",
+            &script,
+        ]));
+    assert!(
+        out.contains(&format!("imported {}", imports.len())),
+        "{out}"
+    );
+
+    let index = read_json(&rootfs.join("app/index.json"));
+    let mut ids: Vec<&str> = index["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    let expected = read_json(&project.join("expected.json"));
+    let mut want: Vec<&str> = expected["tasks"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    want.sort_unstable();
+    assert_eq!(ids, want);
+    let config: Value = serde_json::from_str(&run(
+        Command::new("skopeo").args(["inspect", "--config", "--raw", &layout])
+    ))
+    .unwrap();
+    assert_eq!(config["config"]["User"], "node");
+    assert_eq!(config["config"]["WorkingDir"], "/app");
+    assert_eq!(config["config"]["Entrypoint"][0], "dumb-init");
+    assert_eq!(config["config"]["Cmd"], serde_json::json!([]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn hello_image_runs() {
+    image_runs("hello");
+}
+
+#[test]
+fn jsx_image_runs() {
+    image_runs("jsx");
+}
+
+#[test]
+fn cjs_deps_image_runs() {
+    image_runs("cjs-deps");
+}
+
+#[test]
+fn conditions_image_runs() {
+    image_runs("conditions");
+}
+
+#[test]
+fn externals_image_runs() {
+    image_runs("externals");
+}
+
+fn layer_digests(json: &Value) -> Vec<(String, String)> {
+    json["image"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_string(),
+                l["digest"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn two_clean_builds_give_the_same_digest_and_a_code_change_only_the_code_layer() {
+    // A private copy of hello, so the task file can change.
+    let project = common::TempProject::new("hello");
+    let src = fixture("hello");
+    for f in [
+        "package.json",
+        "trigger.config.ts",
+        "tsconfig.json",
+        "trigger/hello.ts",
+        "trigger/schema.ts",
+        "trigger/lib/format.ts",
+    ] {
+        project.write(f, &std::fs::read_to_string(src.join(f)).unwrap());
+    }
+    let (cache_a, cache_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (dir_a, a) = build(project.path(), cache_a.path(), &[]);
+    let (dir_b, b) = build(project.path(), cache_b.path(), &[]);
+    assert_eq!(
+        a["image"]["manifestDigest"], b["image"]["manifestDigest"],
+        "two clean builds differ"
+    );
+    assert!(
+        !a["image"]["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["cached"] == true && l["name"] != "base")
+    );
+
+    let hello = project.path().join("trigger/hello.ts");
+    let changed = std::fs::read_to_string(&hello).unwrap() + "\nexport const ONE_MORE_LINE = 1;\n";
+    std::fs::write(&hello, changed).unwrap();
+    let (dir_c, c) = build(project.path(), cache_a.path(), &[]);
+    let (before, after) = (layer_digests(&a), layer_digests(&c));
+    assert_eq!(before.len(), after.len());
+    let differing: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(x, y)| x.1 != y.1)
+        .map(|(x, _)| x.0.as_str())
+        .collect();
+    assert_eq!(
+        differing,
+        ["app"],
+        "a one-line task change must change only the code layer"
+    );
+    for d in [dir_a, dir_b, dir_c] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
+#[test]
+fn unknown_apt_package_is_a_clear_error() {
+    let project = common::TempProject::new("extensions-core");
+    project
+        .write("package.json", r#"{ "name": "apt-bad", "type": "module" }"#)
+        .write("trigger/ok.ts", "import { task } from \"@trigger.dev/sdk/v3\";\nexport const ok = task({ id: \"ok\", run: async () => 1 });\n")
+        .write(
+            "trigger.config.ts",
+            "import { aptGet } from \"@trigger.dev/build/extensions/core\";\nexport default { project: \"proj_apt\", maxDuration: 60, dirs: [\"trigger\"], build: { extensions: [aptGet({ packages: [\"ffmpg\"] })] } };\n",
+        );
+    mirrors_configured();
+    let out = liftoff([
+        "deploy".as_ref(),
+        "--dry-run".as_ref(),
+        project.path().as_os_str(),
+        "--base-image".as_ref(),
+        BASE.as_ref(),
+        "--cache-dir".as_ref(),
+        cache_dir().as_os_str(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ffmpg"), "{stderr}");
+    assert!(
+        stderr.contains("ffmpeg"),
+        "should suggest the nearest name: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
