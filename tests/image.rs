@@ -261,3 +261,62 @@ fn unknown_apt_package_is_a_clear_error() {
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `aptGet({ packages: ["ffmpeg"] })`: ffmpeg runs in the unpacked image, and the
+/// package set liftoff installed is the one `apt-get -s` picks against the same
+/// base dpkg status.
+#[test]
+fn apt_packages_install_like_apt_and_run() {
+    let project = common::TempProject::new("extensions-core");
+    project
+        .write("package.json", r#"{ "name": "apt-ffmpeg", "type": "module" }"#)
+        .write("trigger/ok.ts", "import { task } from \"@trigger.dev/sdk/v3\";\nexport const ok = task({ id: \"ok\", run: async () => 1 });\n")
+        .write(
+            "trigger.config.ts",
+            "import { ffmpeg } from \"@trigger.dev/build/extensions/core\";\nexport default { project: \"proj_ffmpeg\", maxDuration: 60, dirs: [\"trigger\"], build: { extensions: [ffmpeg()] } };\n",
+        );
+    let (dir, json) = build(project.path(), &cache_dir(), &[]);
+
+    // The base image's own dpkg status: the top-most base layer that has one.
+    let base_layers: Vec<&str> = json["image"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["name"] == "base")
+        .map(|l| l["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+        .collect();
+    let status = base_layers
+        .iter()
+        .rev()
+        .map(|hex| cache_dir().join("layers").join(hex).join("var/lib/dpkg/status"))
+        .find(|p| p.is_file())
+        .expect("a base layer with var/lib/dpkg/status");
+    if std::fs::read_dir("/var/lib/apt/lists").map(|d| d.count()).unwrap_or(0) < 3 {
+        run(Command::new("apt-get").args(["update", "-qq"]));
+    }
+    let sim = run(Command::new("apt-get")
+        .args(["-s", "-o"])
+        .arg(format!("Dir::State::status={}", status.display()))
+        .args(["-o", "APT::Install-Recommends=false", "install", "busybox", "ca-certificates", "dumb-init", "git", "openssl", "ffmpeg"]));
+    let mut apt: Vec<String> = sim.lines().filter_map(|l| l.strip_prefix("Inst ")).map(|l| l.split(' ').next().unwrap().to_string()).collect();
+    apt.sort();
+    let mut ours: Vec<String> = json["image"]["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().split('=').next().unwrap().to_string())
+        .collect();
+    ours.sort();
+    assert_eq!(ours, apt, "liftoff's package set differs from apt-get -s");
+    assert!(ours.iter().any(|p| p == "ffmpeg"));
+
+    let bundle = tempfile::tempdir().unwrap();
+    let bundle_dir = bundle.path().join("bundle");
+    run(Command::new("umoci").args(["unpack", "--image", &format!("{}:latest", dir.join("image").display())]).arg(&bundle_dir));
+    let out = run(Command::new("env")
+        .args(["-i", "PATH=/usr/local/bin:/usr/bin:/bin", "/usr/sbin/chroot"])
+        .arg(bundle_dir.join("rootfs"))
+        .args(["/usr/bin/ffmpeg", "-hide_banner", "-version"]));
+    assert!(out.starts_with("ffmpeg version"), "{out}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
