@@ -288,17 +288,36 @@ fn apt_packages_install_like_apt_and_run() {
     let status = base_layers
         .iter()
         .rev()
-        .map(|hex| cache_dir().join("layers").join(hex).join("var/lib/dpkg/status"))
+        .map(|hex| {
+            cache_dir()
+                .join("layers")
+                .join(hex)
+                .join("var/lib/dpkg/status")
+        })
         .find(|p| p.is_file())
         .expect("a base layer with var/lib/dpkg/status");
-    if std::fs::read_dir("/var/lib/apt/lists").map(|d| d.count()).unwrap_or(0) < 3 {
+    if std::fs::read_dir("/var/lib/apt/lists").map_or(0, std::iter::Iterator::count) < 3 {
         run(Command::new("apt-get").args(["update", "-qq"]));
     }
     let sim = run(Command::new("apt-get")
         .args(["-s", "-o"])
         .arg(format!("Dir::State::status={}", status.display()))
-        .args(["-o", "APT::Install-Recommends=false", "install", "busybox", "ca-certificates", "dumb-init", "git", "openssl", "ffmpeg"]));
-    let mut apt: Vec<String> = sim.lines().filter_map(|l| l.strip_prefix("Inst ")).map(|l| l.split(' ').next().unwrap().to_string()).collect();
+        .args([
+            "-o",
+            "APT::Install-Recommends=false",
+            "install",
+            "busybox",
+            "ca-certificates",
+            "dumb-init",
+            "git",
+            "openssl",
+            "ffmpeg",
+        ]));
+    let mut apt: Vec<String> = sim
+        .lines()
+        .filter_map(|l| l.strip_prefix("Inst "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
     apt.sort();
     let mut ours: Vec<String> = json["image"]["packages"]
         .as_array()
@@ -312,9 +331,19 @@ fn apt_packages_install_like_apt_and_run() {
 
     let bundle = tempfile::tempdir().unwrap();
     let bundle_dir = bundle.path().join("bundle");
-    run(Command::new("umoci").args(["unpack", "--image", &format!("{}:latest", dir.join("image").display())]).arg(&bundle_dir));
+    run(Command::new("umoci")
+        .args([
+            "unpack",
+            "--image",
+            &format!("{}:latest", dir.join("image").display()),
+        ])
+        .arg(&bundle_dir));
     let out = run(Command::new("env")
-        .args(["-i", "PATH=/usr/local/bin:/usr/bin:/bin", "/usr/sbin/chroot"])
+        .args([
+            "-i",
+            "PATH=/usr/local/bin:/usr/bin:/bin",
+            "/usr/sbin/chroot",
+        ])
         .arg(bundle_dir.join("rootfs"))
         .args(["/usr/bin/ffmpeg", "-hide_banner", "-version"]));
     assert!(out.starts_with("ffmpeg version"), "{out}");

@@ -8,11 +8,11 @@
 //!    base image's own apt sources and keyring, `.deb`s verified and unpacked into
 //!    one layer, then `dpkg --configure -a` in the sandbox (its diff is a layer);
 //! 3. **build**: the build directory staged at `/app` (owned by `node`), then
-//!    `npm i` in the sandbox as `node` (the node_modules layer, cached by the
+//!    `npm i` in the sandbox as `node` (the `node_modules` layer, cached by the
 //!    inputs that decide it), then `build.commands` with `build.env`;
 //! 4. **index**: the bundled index worker runs in the sandbox and writes
 //!    `/app/index.json`;
-//! 5. **final**: base + packages + node_modules + code + index layers, with
+//! 5. **final**: base + packages + `node_modules` + code + index layers, with
 //!    upstream's final-stage config, written as an OCI image layout.
 
 mod npm;
@@ -123,14 +123,14 @@ pub enum BuildError {
     #[error("could not get the base image {image}: {source}")]
     Base {
         image: String,
-        source: liftoff_registry::RegistryError,
+        source: Box<liftoff_registry::RegistryError>,
     },
     #[error("image packages: {0}")]
-    Packages(#[from] liftoff_debian::DebianError),
+    Packages(Box<liftoff_debian::DebianError>),
     #[error("sandbox: {0}")]
-    Sandbox(#[from] liftoff_sandbox::SandboxError),
+    Sandbox(Box<liftoff_sandbox::SandboxError>),
     #[error("image: {0}")]
-    Image(#[from] liftoff_image::ImageError),
+    Image(Box<liftoff_image::ImageError>),
     #[error("{step} failed with exit status {status}:\n{stderr}")]
     Step {
         step: String,
@@ -149,6 +149,24 @@ pub enum BuildError {
     Invalid(String),
 }
 
+impl From<liftoff_debian::DebianError> for BuildError {
+    fn from(e: liftoff_debian::DebianError) -> Self {
+        Self::Packages(Box::new(e))
+    }
+}
+
+impl From<liftoff_sandbox::SandboxError> for BuildError {
+    fn from(e: liftoff_sandbox::SandboxError) -> Self {
+        Self::Sandbox(Box::new(e))
+    }
+}
+
+impl From<liftoff_image::ImageError> for BuildError {
+    fn from(e: liftoff_image::ImageError) -> Self {
+        Self::Image(Box::new(e))
+    }
+}
+
 pub(crate) fn io<'a>(
     action: &'static str,
     path: &'a Path,
@@ -162,6 +180,9 @@ pub(crate) fn io<'a>(
 
 /// Builds the image for the build directory `build_dir` (a dry-run directory:
 /// bundle, `package.json`, `build.json` with `/app` paths).
+// One straight-line pipeline of the steps in `steps.rs`; splitting it would only
+// move the argument lists around.
+#[allow(clippy::too_many_lines)]
 pub fn build_image(
     build_dir: &Path,
     manifest: &BuildManifest,
@@ -205,21 +226,7 @@ pub fn build_image(
         .collect();
 
     // Packages: the defaults plus image.pkgs, as upstream's base stage.
-    let mut requested: Vec<String> = liftoff_manifest::DEFAULT_PACKAGES
-        .iter()
-        .map(ToString::to_string)
-        .collect();
-    for p in manifest
-        .image
-        .as_ref()
-        .and_then(|i| i.pkgs.as_ref())
-        .into_iter()
-        .flatten()
-    {
-        if !requested.contains(p) {
-            requested.push(p.clone());
-        }
-    }
+    let requested = manifest.image_packages();
     let packages = steps::packages(
         &requested,
         &view,
@@ -324,21 +331,8 @@ pub fn build_image(
     blob_list.push(liftoff_image::Blob::from(&config));
 
     let tag = "latest".to_string();
-    let (layout_dir, archive) = match &opts.output {
-        ImageOutput::OciDir(dir) => (dir.clone(), None),
-        ImageOutput::OciArchive(file) => (work.path().join("layout"), Some(file.clone())),
-    };
-    if layout_dir.exists() {
-        std::fs::remove_dir_all(&layout_dir).map_err(io("replace", &layout_dir))?;
-    }
-    let written = liftoff_image::write_oci_layout(&layout_dir, &image_manifest, &blob_list, &tag)?;
-    let output = match archive {
-        Some(file) => {
-            liftoff_image::write_oci_archive(&layout_dir, &file)?;
-            file
-        }
-        None => layout_dir,
-    };
+    let (written, output) =
+        write_output(&opts.output, work.path(), &image_manifest, &blob_list, &tag)?;
     Ok(BuiltImage {
         manifest_digest: written.digest,
         config_digest: config.digest.clone(),
@@ -348,6 +342,32 @@ pub fn build_image(
         tag,
         packages: package_names,
     })
+}
+
+/// Writes the image as an OCI layout, or as an archive of one.
+fn write_output(
+    output: &ImageOutput,
+    work: &Path,
+    manifest: &ImageManifest,
+    blobs: &[liftoff_image::Blob],
+    tag: &str,
+) -> Result<(liftoff_image::ManifestRef, PathBuf), BuildError> {
+    let (layout_dir, archive) = match output {
+        ImageOutput::OciDir(dir) => (dir.clone(), None),
+        ImageOutput::OciArchive(file) => (work.join("layout"), Some(file.clone())),
+    };
+    if layout_dir.exists() {
+        std::fs::remove_dir_all(&layout_dir).map_err(io("replace", &layout_dir))?;
+    }
+    let written = liftoff_image::write_oci_layout(&layout_dir, manifest, blobs, tag)?;
+    let path = match archive {
+        Some(file) => {
+            liftoff_image::write_oci_archive(&layout_dir, &file)?;
+            file
+        }
+        None => layout_dir,
+    };
+    Ok((written, path))
 }
 
 pub(crate) fn ensure_dir(p: &Path) -> Result<&Path, BuildError> {

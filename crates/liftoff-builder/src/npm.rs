@@ -134,28 +134,16 @@ pub(crate) fn install(
         key.update((part.len() as u64).to_le_bytes());
         key.update(part);
     }
-    let key: String = key.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let key: String = key.finalize().iter().fold(String::new(), |mut hex, b| {
+        use std::fmt::Write as _;
+        let _ = write!(hex, "{b:02x}");
+        hex
+    });
     let cache_root = opts.cache_dir.join("steps/npm");
     ensure_dir(&cache_root)?;
     let cached = cache_root.join(&key);
-    let blobs = liftoff_registry::BlobCache::new(&opts.cache_dir);
-    if let Ok(meta) = std::fs::read_to_string(cached.join("layer.json")) {
-        if let Ok(c) = serde_json::from_str::<CachedBlob>(&meta) {
-            if let Some(path) = blobs.path(&c.digest) {
-                return Ok(Modules {
-                    upper: cached.join("upper"),
-                    blob: LayerBlob {
-                        digest: c.digest,
-                        diff_id: c.diff_id,
-                        size: c.size,
-                        media_type: c.media_type,
-                        path,
-                        uncompressed_size: c.uncompressed_size,
-                    },
-                    cached: true,
-                });
-            }
-        }
+    if let Some(hit) = lookup(&cached, &opts.cache_dir) {
+        return Ok(hit);
     }
 
     let staging = tempfile::Builder::new()
@@ -232,5 +220,25 @@ pub(crate) fn install(
         upper: cached.join("upper"),
         blob,
         cached: false,
+    })
+}
+
+/// A stored `npm i` result whose blob is still in the cache (and verifies).
+fn lookup(cached: &Path, cache_dir: &Path) -> Option<Modules> {
+    let blobs = liftoff_registry::BlobCache::new(cache_dir);
+    let meta = std::fs::read_to_string(cached.join("layer.json")).ok()?;
+    let c: CachedBlob = serde_json::from_str(&meta).ok()?;
+    let path = blobs.path(&c.digest)?;
+    Some(Modules {
+        upper: cached.join("upper"),
+        blob: LayerBlob {
+            digest: c.digest,
+            diff_id: c.diff_id,
+            size: c.size,
+            media_type: c.media_type,
+            path,
+            uncompressed_size: c.uncompressed_size,
+        },
+        cached: true,
     })
 }

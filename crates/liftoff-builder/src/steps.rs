@@ -31,9 +31,9 @@ pub(crate) fn pull_base(
     registry: &RegistryConfig,
     blobs: &BlobCache,
 ) -> Result<PulledImage, BuildError> {
-    let err = |source| BuildError::Base {
+    let err = |source: liftoff_registry::RegistryError| BuildError::Base {
         image: image.to_string(),
-        source,
+        source: Box::new(source),
     };
     let split = |rest: &str| -> (PathBuf, Option<String>) {
         match rest.rsplit_once(':') {

@@ -115,11 +115,10 @@ impl View {
         let passwd = self.read("etc/passwd").unwrap_or_default();
         passwd
             .lines()
-            .filter_map(|l| {
+            .find_map(|l| {
                 let f: Vec<&str> = l.split(':').collect();
                 (f.len() > 3 && f[0] == user).then(|| Some((f[2].parse().ok()?, f[3].parse().ok()?)))?
             })
-            .next()
             .ok_or_else(|| {
                 BuildError::Invalid(format!(
                     "the base image has no `{user}` user in /etc/passwd; upstream's images run as `{user}` (uid 1000). Use a node base image or add the user."

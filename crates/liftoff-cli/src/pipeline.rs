@@ -434,9 +434,9 @@ fn vendor_local_packages(
         if real.components().any(|c| c.as_os_str() == "node_modules") {
             continue;
         }
-        let rel = format!("{LOCAL_PACKAGES}/{}", ext.name);
-        copy_package(&real, &dir.join(&rel))?;
-        ext.version = format!("file:./{rel}");
+        let vendored = format!("{LOCAL_PACKAGES}/{}", ext.name);
+        copy_package(&real, &dir.join(&vendored))?;
+        ext.version = format!("file:./{vendored}");
     }
     Ok(())
 }

@@ -97,25 +97,10 @@ impl Plan {
                 conditions: l.conditions.clone().unwrap_or_default(),
             })
             .collect();
-        let mut image_packages: Vec<String> = liftoff_manifest::DEFAULT_PACKAGES
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        for p in manifest
-            .image
-            .as_ref()
-            .and_then(|i| i.pkgs.as_ref())
-            .into_iter()
-            .flatten()
-        {
-            if !image_packages.contains(p) {
-                image_packages.push(p.clone());
-            }
-        }
         Self {
             extensions,
             layers,
-            image_packages,
+            image_packages: manifest.image_packages(),
             image_instructions: manifest
                 .image
                 .as_ref()

@@ -228,17 +228,7 @@ pub fn containerfile(manifest: &BuildManifest) -> Result<String, ManifestError> 
         .and_then(|i| i.instructions.as_deref())
         .unwrap_or_default()
         .join("\n");
-    let mut packages: Vec<&str> = Vec::new();
-    let extra = image.and_then(|i| i.pkgs.as_deref()).unwrap_or_default();
-    for pkg in DEFAULT_PACKAGES
-        .into_iter()
-        .chain(extra.iter().map(String::as_str))
-    {
-        if !packages.contains(&pkg) {
-            packages.push(pkg);
-        }
-    }
-    let packages = packages.join(" ");
+    let packages = manifest.image_packages().join(" ");
 
     let template = match manifest.runtime {
         Runtime::Node => NODE_TEMPLATE,

@@ -193,6 +193,27 @@ pub struct BuildManifest {
 }
 
 impl BuildManifest {
+    /// The Debian packages of the image: [`crate::DEFAULT_PACKAGES`] then `image.pkgs`,
+    /// de-duplicated keeping the first occurrence (upstream's base-stage install).
+    pub fn image_packages(&self) -> Vec<String> {
+        let mut packages: Vec<String> = Vec::new();
+        let extra = self
+            .image
+            .as_ref()
+            .and_then(|i| i.pkgs.as_deref())
+            .unwrap_or_default();
+        for pkg in crate::DEFAULT_PACKAGES
+            .iter()
+            .map(|p| (*p).to_string())
+            .chain(extra.iter().cloned())
+        {
+            if !packages.contains(&pkg) {
+                packages.push(pkg);
+            }
+        }
+        packages
+    }
+
     /// Parse a manifest (e.g. a `build.json`). Unknown fields are ignored, as zod does.
     pub fn from_json(s: &str) -> Result<Self, ManifestError> {
         serde_json::from_str(s).map_err(ManifestError::InvalidManifestJson)

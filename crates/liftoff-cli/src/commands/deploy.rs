@@ -160,7 +160,7 @@ fn build_image(
     };
     let step = out.step("Building image");
     let image = liftoff_builder::build_image(&outcome.dir, &outcome.manifest, &options, &|msg| {
-        out.info(msg)
+        out.info(msg);
     })?;
     step.done(&format!("Built image {}", image.manifest_digest));
     for layer in &image.layers {

@@ -368,7 +368,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::builtin::data;
+
     use crate::{CopiedFile, Target};
 
     struct Project {

@@ -254,7 +254,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::builtin::data;
+
     use crate::{Runtime, Target};
 
     /// A one-request HTTP/1.1 server on loopback: answers `status` with `body` and
