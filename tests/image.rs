@@ -349,3 +349,33 @@ fn apt_packages_install_like_apt_and_run() {
     assert!(out.starts_with("ffmpeg version"), "{out}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// A task file that throws when imported fails the build at indexing, naming the
+/// file and showing the error.
+#[test]
+fn an_import_error_fails_indexing_with_the_file() {
+    let project = common::TempProject::new("hello");
+    project
+        .write("package.json", r#"{ "name": "index-bad", "type": "module" }"#)
+        .write("trigger.config.ts", "export default { project: \"proj_idx\", maxDuration: 60, dirs: [\"trigger\"] };\n")
+        .write("trigger/ok.ts", "import { task } from \"@trigger.dev/sdk/v3\";\nexport const ok = task({ id: \"ok\", run: async () => 1 });\n")
+        .write("trigger/broken.ts", "if (!process.env.LIFTOFF_NEVER_SET) throw new Error(\"broken at import time\");\nexport const x = 1;\n");
+    mirrors_configured();
+    let out = liftoff([
+        "deploy".as_ref(),
+        "--dry-run".as_ref(),
+        project.path().as_os_str(),
+        "--base-image".as_ref(),
+        BASE.as_ref(),
+        "--cache-dir".as_ref(),
+        cache_dir().as_os_str(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("indexing the tasks failed"), "{stderr}");
+    assert!(stderr.contains("broken"), "should name the file: {stderr}");
+    assert!(
+        stderr.contains("broken at import time"),
+        "should show the error: {stderr}"
+    );
+}

@@ -155,8 +155,8 @@ fn build_image(
         source_date_epoch: liftoff_image::source_date_epoch()?,
         step_timeout: std::time::Duration::from_secs(args.step_timeout),
         index_timeout: std::time::Duration::from_secs(20),
-        source: None,
-        revision: None,
+        source: git(&config.working_dir, &["remote", "get-url", "origin"]),
+        revision: git(&config.working_dir, &["rev-parse", "HEAD"]),
     };
     let step = out.step("Building image");
     let image = liftoff_builder::build_image(&outcome.dir, &outcome.manifest, &options, &|msg| {
@@ -193,4 +193,16 @@ fn human_size(bytes: u64) -> String {
     } else {
         format!("{:.1} KiB", bytes as f64 / 1024.0)
     }
+}
+
+/// A git fact about the project for the image labels, when it is a git checkout.
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (out.status.success() && !text.is_empty()).then_some(text)
 }
