@@ -49,6 +49,24 @@ fn build(project: &Path, cache: &Path, extra: &[&str]) -> (PathBuf, Value) {
     (PathBuf::from(json["buildDir"].as_str().unwrap()), json)
 }
 
+/// The image build must fail cleanly (exit 1, no panic); returns stderr.
+fn fails_to_build(project: &Path) -> String {
+    mirrors_configured();
+    let out = liftoff([
+        "deploy".as_ref(),
+        "--dry-run".as_ref(),
+        project.as_os_str(),
+        "--base-image".as_ref(),
+        BASE.as_ref(),
+        "--cache-dir".as_ref(),
+        cache_dir().as_os_str(),
+    ]);
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
 fn run(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     assert!(
@@ -242,18 +260,7 @@ fn unknown_apt_package_is_a_clear_error() {
             "trigger.config.ts",
             "import { aptGet } from \"@trigger.dev/build/extensions/core\";\nexport default { project: \"proj_apt\", maxDuration: 60, dirs: [\"trigger\"], build: { extensions: [aptGet({ packages: [\"ffmpg\"] })] } };\n",
         );
-    mirrors_configured();
-    let out = liftoff([
-        "deploy".as_ref(),
-        "--dry-run".as_ref(),
-        project.path().as_os_str(),
-        "--base-image".as_ref(),
-        BASE.as_ref(),
-        "--cache-dir".as_ref(),
-        cache_dir().as_os_str(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = fails_to_build(project.path());
     assert!(stderr.contains("ffmpg"), "{stderr}");
     assert!(
         stderr.contains("ffmpeg"),
@@ -360,18 +367,7 @@ fn an_import_error_fails_indexing_with_the_file() {
         .write("trigger.config.ts", "export default { project: \"proj_idx\", maxDuration: 60, dirs: [\"trigger\"] };\n")
         .write("trigger/ok.ts", "import { task } from \"@trigger.dev/sdk/v3\";\nexport const ok = task({ id: \"ok\", run: async () => 1 });\n")
         .write("trigger/broken.ts", "if (!process.env.LIFTOFF_NEVER_SET) throw new Error(\"broken at import time\");\nexport const x = 1;\n");
-    mirrors_configured();
-    let out = liftoff([
-        "deploy".as_ref(),
-        "--dry-run".as_ref(),
-        project.path().as_os_str(),
-        "--base-image".as_ref(),
-        BASE.as_ref(),
-        "--cache-dir".as_ref(),
-        cache_dir().as_os_str(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let stderr = fails_to_build(project.path());
     assert!(stderr.contains("indexing the tasks failed"), "{stderr}");
     assert!(stderr.contains("broken"), "should name the file: {stderr}");
     assert!(
