@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Prints scripts/bench-image's results: image-table.py RESULTS_DIR RUNS WARM_RUNS [NOTE]"""
-import json, os, statistics, sys
+"""Prints scripts/bench-image's results: image-table.py WORK_DIR RUNS WARM_RUNS [NOTE]"""
+import json, os, re, statistics, sys
 
-res, runs, warm_runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, runs, warm_runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 note = sys.argv[4] if len(sys.argv) > 4 else ""
+res, logs = os.path.join(work, "res"), os.path.join(work, "logs")
 t = {}
 for line in open(os.path.join(res, "times.tsv")):
     proj, what, run, val = line.split()
@@ -23,32 +24,96 @@ def med(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
-def fmt(xs):
-    if not xs:
-        return "     -"
-    s = f"{med(xs):6.1f} s"
-    return s + (f" (runs: {', '.join(f'{x:.1f}' for x in xs)})" if len(xs) > 1 else "")
+PHASES = [  # (label, first line of the phase) in liftoff's --log-level info output
+    ("bundle + build dir", r"Building trigger code"),
+    ("image set-up", r"Building image"),
+    ("pull base + apt indexes", r"Pulling the base image"),
+    ("resolve", r"\S+ \S+ main/binary-\S+/Packages"),
+    ("packages: download, unpack, layer, dpkg --configure", r"Installing \d+ Debian packages"),
+    ("npm i (sandbox)", r"Installing dependencies \(npm i\)"),
+    ("index + app/index layers + OCI write", r"Indexing tasks"),
+    (None, r"✔ Built image"),
+]
+
+
+def liftoff_phases(name):
+    p = os.path.join(logs, f"liftoff-{name}.log")
+    if not os.path.exists(p):
+        return []
+    marks = []
+    for line in open(p):
+        m = re.match(r"\s*([\d.]+) (.*)", line)
+        if not m:
+            continue
+        ts, text = float(m.group(1)), m.group(2)
+        for i, (_, rx) in enumerate(PHASES):
+            if re.match(rx, text) and not any(k == i for k, _ in marks):
+                marks.append((i, ts))
+    marks.sort()
+    return [(PHASES[i][0], marks[n + 1][1] - ts) for n, (i, ts) in enumerate(marks[:-1]) if PHASES[i][0]]
+
+
+def stalls(name):
+    """Gaps >= 4.5 s before a download starts (the resolver's 5 s retry)."""
+    p = os.path.join(logs, f"liftoff-{name}.log")
+    if not os.path.exists(p):
+        return []
+    prev, gaps = None, []
+    for line in open(p):
+        m = re.match(r"\s*([\d.]+) (.*)", line)
+        if not m:
+            continue
+        ts = float(m.group(1))
+        if prev is not None and ts - prev >= 4.5 and re.match(r"(downloading|fetching) ", m.group(2)):
+            gaps.append(ts - prev)
+        prev = ts
+    return gaps
+
+
+def docker_steps(proj):
+    p = os.path.join(logs, f"docker-{proj}-1.build.log")
+    if not os.path.exists(p):
+        return []
+    names, done = {}, {}
+    for line in open(p, errors="replace"):
+        m = re.match(r"#(\d+) (\[.*|exporting to image.*)$", line.rstrip())
+        if m and m.group(1) not in names:
+            names[m.group(1)] = re.sub(r"\s+", " ", m.group(2))
+        m = re.match(r"#(\d+) DONE ([\d.]+)s", line)
+        if m:
+            done[m.group(1)] = float(m.group(2))
+    return [(names[k], done[k]) for k in sorted(done, key=int) if k in names]
 
 
 print()
-print(f"Image build: liftoff (daemonless) vs docker build (dockerd 20.10, BuildKit, vfs), cold, median of {runs} run(s)")
-print(f"{'project':<8} {'liftoff':>9} {'docker pull':>12} {'docker build':>13} {'docker total':>13} {'ratio':>7}  target <= 0.50x   (liftoff bundle-only)")
+print(f"Image build, cold: liftoff (daemonless) vs docker build (dockerd 20.10 + BuildKit, vfs), median of {runs} run(s)")
+dns = os.path.join(res, "dns.txt")
+if os.path.exists(dns):
+    print(f"(resolver check: {open(dns).read().strip()})")
+print(f"{'project':<8} {'liftoff':>9} {'docker pull':>12} {'docker build':>13} {'docker total':>13} {'ratio':>7}  {'target <= 0.50x':<16} liftoff bundle-only")
 for proj in ["hello", "ffmpeg"]:
     lc = med(t.get((proj, "liftoff-cold"), []))
-    if (proj, "docker-failed") in t and (proj, "docker-build") not in t:
-        print(f"{proj:<8} {lc:8.1f}s  docker build FAILED (see log above)")
+    if (proj, "docker-build") not in t:
+        print(f"{proj:<8} {lc:8.1f}s  docker build FAILED (see the log above)")
         continue
-    pull = med(t.get((proj, "docker-pull"), []))
-    build = med(t.get((proj, "docker-build"), []))
-    tot = [a + b for a, b in zip(t.get((proj, "docker-pull"), []), t.get((proj, "docker-build"), []))]
-    dt = med(tot)
-    ratio = lc / dt
+    pulls, builds = t[(proj, "docker-pull")], t[(proj, "docker-build")]
+    tot = [a + b for a, b in zip(pulls, builds)]
+    ratio = lc / med(tot)
     ok = "OK" if ratio <= 0.5 else "MISSED"
-    print(f"{proj:<8} {lc:8.1f}s {pull:11.1f}s {build:12.1f}s {dt:12.1f}s {ratio:6.2f}x  {ok:<16} ({med(t.get((proj, 'liftoff-bundle-only'), [])):.2f} s)")
+    print(f"{proj:<8} {lc:8.1f}s {med(pulls):11.1f}s {med(builds):12.1f}s {med(tot):12.1f}s {ratio:6.2f}x  {ok:<16} "
+          f"{med(t.get((proj, 'liftoff-bundle-only'), [])):.2f} s")
+    st = [stalls(f"{proj}-cold-{r}") for r in range(1, runs + 1)]
+    print(f"{'':8} liftoff download stalls (gap >= 4.5 s before a download starts), per run: "
+          + "; ".join(f"{len(g)} = {sum(g):.1f} s" for g in st))
+    seeded = t.get((proj, "liftoff-debs-seeded"))
+    if seeded:
+        print(f"{'':8} diagnostic: liftoff cold with the .debs pre-seeded: {seeded[0]:.1f} s "
+              f"(ratio {seeded[0] / med(tot):.2f}x; stalls {len(stalls(f'{proj}-seeded'))})")
     if runs > 1:
-        print(f"{'':8} liftoff runs: {', '.join(f'{x:.1f}' for x in t[(proj, 'liftoff-cold')])}; docker totals: {', '.join(f'{x:.1f}' for x in tot)}")
+        print(f"{'':8} runs: liftoff {', '.join(f'{x:.1f}' for x in t[(proj, 'liftoff-cold')])} s; "
+              f"docker pull+build {', '.join(f'{a:.1f}+{b:.1f}' for a, b in zip(pulls, builds))} s")
 if note:
-    print(f"(docker side: {note}; its build is timed after that untimed step)")
+    print(f"(docker: {note})")
 
 for proj in ["hello", "ffmpeg"]:
     j = load(f"{proj}-cold-1")
@@ -56,7 +121,8 @@ for proj in ["hello", "ffmpeg"]:
         continue
     img = j["image"]
     print()
-    print(f"liftoff image layers, {proj} (compressed blob sizes, from --json; {len(img.get('tasks', []))} tasks, manifest {img['manifestDigest'][:19]})")
+    print(f"liftoff image layers, {proj} (compressed blob sizes, from --json; tasks: "
+          f"{', '.join(x['id'] for x in img.get('tasks', []))}; manifest {img['manifestDigest'][:19]})")
     total = 0
     for layer in img["layers"]:
         total += layer["size"]
@@ -64,7 +130,15 @@ for proj in ["hello", "ffmpeg"]:
     print(f"  {'total':<16} {'':12}  {mib(total)}")
     ds = t.get((proj, "docker-size"))
     if ds:
-        print(f"  (docker's image for comparison: {mib(ds[0]).strip()} uncompressed, `docker image inspect` .Size)")
+        print(f"  (docker's image: {mib(ds[0]).strip()} uncompressed, `docker image inspect` .Size; not comparable 1:1)")
+    ph = liftoff_phases(f"{proj}-cold-1")
+    if ph:
+        print(f"  liftoff cold run 1, phases: " + "; ".join(f"{n} {d:.1f}s" for n, d in ph))
+    st = [(n, d) for n, d in docker_steps(proj) if d >= 0.5]
+    if st:
+        print(f"  docker run 1, BuildKit steps >= 0.5 s (stages run in parallel, so they do not add up):")
+        for n, d in st:
+            print(f"    {d:6.1f}s  {n[:100]}")
 
 warm = t.get(("hello", "liftoff-warm"), [])
 if warm:
@@ -75,10 +149,13 @@ if warm:
     prev = cold["image"]["manifestDigest"] if cold else None
     for i in range(1, warm_runs + 1):
         j = load(f"hello-warm-{i}")
-        if not j or not j.get("image"):
+        if not j or not j.get("image") or i > len(warm):
             continue
         rebuilt = [l["name"] for l in j["image"]["layers"] if not l.get("cached")]
         d = j["image"]["manifestDigest"]
-        print(f"  run {i}: {warm[i - 1]:5.2f} s  layers rebuilt: {', '.join(rebuilt) or 'none'}; "
+        print(f"  run {i}: {warm[i - 1]:5.2f} s  layers not from cache: {', '.join(rebuilt) or 'none'}; "
               f"manifest {d[7:19]} ({'new' if d != prev else 'UNCHANGED'})")
         prev = d
+    ph = liftoff_phases("hello-warm-1")
+    if ph:
+        print(f"  warm run 1, phases: " + "; ".join(f"{n} {d:.1f}s" for n, d in ph))

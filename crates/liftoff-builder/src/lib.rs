@@ -16,6 +16,7 @@
 //!    upstream's final-stage config, written as an OCI image layout.
 
 mod npm;
+mod stepcache;
 mod steps;
 mod view;
 
@@ -228,6 +229,7 @@ pub fn build_image(
     // Packages: the defaults plus image.pkgs, as upstream's base stage.
     let requested = manifest.image_packages();
     let packages = steps::packages(
+        &base.manifest_digest,
         &requested,
         &view,
         &lowers,
@@ -240,10 +242,10 @@ pub fn build_image(
     if let Some(p) = packages {
         package_names = p.names;
         lowers.insert(0, p.unpacked.clone());
-        layers.push(steps::info("packages", &p.unpacked_blob, false));
+        layers.push(steps::info("packages", &p.unpacked_blob, p.cached));
         if let Some((dir, blob)) = p.configured {
             lowers.insert(0, dir);
-            layers.push(steps::info("dpkg-configure", &blob, false));
+            layers.push(steps::info("dpkg-configure", &blob, p.cached));
         }
     }
 

@@ -5,25 +5,15 @@ use std::path::{Path, PathBuf};
 
 use liftoff_image::{LayerBlob, LayerOptions};
 use liftoff_sandbox::{Bind, RunSpec};
-use sha2::{Digest, Sha256};
 
 use crate::steps::{PATH, layer_of_upper, run_step};
-use crate::{BuildError, ImageOptions, ensure_dir, io};
+use crate::{BuildError, ImageOptions, io, stepcache};
 
 pub(crate) struct Modules {
     /// The step's upper dir (overlay form), a lower for later steps.
     pub upper: PathBuf,
     pub blob: LayerBlob,
     pub cached: bool,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CachedBlob {
-    digest: String,
-    diff_id: String,
-    size: u64,
-    media_type: String,
-    uncompressed_size: u64,
 }
 
 /// The npm configuration liftoff passes in: the user's `.npmrc` (which may hold
@@ -124,32 +114,22 @@ pub(crate) fn install(
 ) -> Result<Modules, BuildError> {
     let package_json = build_dir.join("package.json");
     let pkg = std::fs::read(&package_json).map_err(io("read", &package_json))?;
-    let mut key = Sha256::new();
-    for part in [
+    let key = stepcache::key(&[
         &pkg[..],
         base_digest.as_bytes(),
         packages.join("\n").as_bytes(),
         format!("{layer:?}").as_bytes(),
-    ] {
-        key.update((part.len() as u64).to_le_bytes());
-        key.update(part);
-    }
-    let key: String = key.finalize().iter().fold(String::new(), |mut hex, b| {
-        use std::fmt::Write as _;
-        let _ = write!(hex, "{b:02x}");
-        hex
-    });
-    let cache_root = opts.cache_dir.join("steps/npm");
-    ensure_dir(&cache_root)?;
-    let cached = cache_root.join(&key);
-    if let Some(hit) = lookup(&cached, &opts.cache_dir) {
-        return Ok(hit);
+    ]);
+    let (cached, exists) = stepcache::entry(&opts.cache_dir, "npm", &key)?;
+    if exists && let Some(blob) = stepcache::load_blob(&cached, "layer", &opts.cache_dir) {
+        return Ok(Modules {
+            upper: cached.join("upper"),
+            blob,
+            cached: true,
+        });
     }
 
-    let staging = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(&cache_root)
-        .map_err(io("create a temp dir in", &cache_root))?;
+    let staging = stepcache::staging(&opts.cache_dir, "npm")?;
     let upper = staging.path().join("upper");
     std::fs::create_dir_all(&upper).map_err(io("create", &upper))?;
     let (binds, npm_env) = npm_config();
@@ -197,48 +177,11 @@ pub(crate) fn install(
         layer,
     )?
     .ok_or_else(|| BuildError::Invalid("npm i changed nothing in /app".into()))?;
-    let meta = CachedBlob {
-        digest: blob.digest.clone(),
-        diff_id: blob.diff_id.clone(),
-        size: blob.size,
-        media_type: blob.media_type.clone(),
-        uncompressed_size: blob.uncompressed_size,
-    };
-    let meta_path = staging.path().join("layer.json");
-    std::fs::write(&meta_path, serde_json::to_vec(&meta).unwrap_or_default())
-        .map_err(io("write", &meta_path))?;
-    let staging = staging.keep();
-    if std::fs::rename(&staging, &cached).is_err() {
-        // Another build stored the same result first; use ours this time.
-        return Ok(Modules {
-            upper: staging.join("upper"),
-            blob,
-            cached: false,
-        });
-    }
+    stepcache::store_blob(staging.path(), "layer", &blob)?;
+    let dir = stepcache::commit(staging, &cached);
     Ok(Modules {
-        upper: cached.join("upper"),
+        upper: dir.join("upper"),
         blob,
         cached: false,
-    })
-}
-
-/// A stored `npm i` result whose blob is still in the cache (and verifies).
-fn lookup(cached: &Path, cache_dir: &Path) -> Option<Modules> {
-    let blobs = liftoff_registry::BlobCache::new(cache_dir);
-    let meta = std::fs::read_to_string(cached.join("layer.json")).ok()?;
-    let c: CachedBlob = serde_json::from_str(&meta).ok()?;
-    let path = blobs.path(&c.digest)?;
-    Some(Modules {
-        upper: cached.join("upper"),
-        blob: LayerBlob {
-            digest: c.digest,
-            diff_id: c.diff_id,
-            size: c.size,
-            media_type: c.media_type,
-            path,
-            uncompressed_size: c.uncompressed_size,
-        },
-        cached: true,
     })
 }

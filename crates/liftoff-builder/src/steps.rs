@@ -8,7 +8,7 @@ use liftoff_registry::{BlobCache, PulledImage, Reference, RegistryConfig};
 use liftoff_sandbox::{Bind, RunSpec};
 
 use crate::view::View;
-use crate::{BuildError, ImageOptions, IndexedTask, LayerInfo, ensure_dir, io};
+use crate::{BuildError, ImageOptions, IndexedTask, LayerInfo, ensure_dir, io, stepcache};
 
 const PLATFORM: (&str, &str) = ("linux", "amd64");
 pub(crate) const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -98,11 +98,15 @@ pub(crate) struct Packages {
     pub unpacked: PathBuf,
     pub unpacked_blob: LayerBlob,
     pub configured: Option<(PathBuf, LayerBlob)>,
+    /// Reused from the step cache.
+    pub cached: bool,
 }
 
 /// Resolves, fetches and unpacks the packages the base image lacks, then runs
 /// `dpkg --configure -a` in the sandbox. `None` when everything is installed.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn packages(
+    base_digest: &str,
     requested: &[String],
     view: &View,
     lowers: &[PathBuf],
@@ -141,12 +145,27 @@ pub(crate) fn packages(
         .iter()
         .map(|p| format!("{}={}", p.name, p.version))
         .collect();
+    let fingerprint: Vec<String> = plan
+        .packages
+        .iter()
+        .map(|p| format!("{} {} {}", p.name, p.version, p.sha256))
+        .collect();
+    let key = stepcache::key(&[
+        base_digest.as_bytes(),
+        fingerprint.join("\n").as_bytes(),
+        format!("{layer:?}").as_bytes(),
+    ]);
+    let (entry, exists) = stepcache::entry(&opts.cache_dir, "packages", &key)?;
+    if exists && let Some(hit) = cached_packages(&entry, &names, &opts.cache_dir) {
+        return Ok(Some(hit));
+    }
+    let staging = stepcache::staging(&opts.cache_dir, "packages")?;
     progress(&format!(
         "Installing {} Debian packages",
         plan.packages.len()
     ));
     let debs = liftoff_debian::fetch(&plan, &debs_cache, progress)?;
-    let unpacked = work.join("packages");
+    let unpacked = staging.path().join("unpacked");
     std::fs::create_dir_all(&unpacked).map_err(io("create", &unpacked))?;
     liftoff_debian::unpack(&base, &plan, &debs, &unpacked)?;
     let blobs = opts.cache_dir.join("blobs");
@@ -154,7 +173,7 @@ pub(crate) fn packages(
 
     let mut step_lowers = vec![unpacked.clone()];
     step_lowers.extend(lowers.iter().cloned());
-    let upper = work.join("dpkg-configure");
+    let upper = staging.path().join("configure");
     std::fs::create_dir_all(&upper).map_err(io("create", &upper))?;
     run_step(
         "dpkg --configure -a",
@@ -198,14 +217,39 @@ pub(crate) fn packages(
         "dpkg-configure-layer",
         &blobs,
         &reproducible,
-    )?
-    .map(|b| (upper, b));
+    )?;
+    stepcache::store_blob(staging.path(), "unpacked", &unpacked_blob)?;
+    if let Some(b) = &configured {
+        stepcache::store_blob(staging.path(), "configured", b)?;
+    }
+    let dir = stepcache::commit(staging, &entry);
     Ok(Some(Packages {
         names,
-        unpacked,
+        unpacked: dir.join("unpacked"),
+        unpacked_blob,
+        configured: configured.map(|b| (dir.join("configure"), b)),
+        cached: false,
+    }))
+}
+
+/// A stored packages step whose blobs are all still in the cache.
+fn cached_packages(entry: &Path, names: &[String], cache: &Path) -> Option<Packages> {
+    let unpacked_blob = stepcache::load_blob(entry, "unpacked", cache)?;
+    let configured = if entry.join("configured.json").is_file() {
+        Some((
+            entry.join("configure"),
+            stepcache::load_blob(entry, "configured", cache)?,
+        ))
+    } else {
+        None
+    };
+    Some(Packages {
+        names: names.to_vec(),
+        unpacked: entry.join("unpacked"),
         unpacked_blob,
         configured,
-    }))
+        cached: true,
+    })
 }
 
 /// Runs a sandboxed step; a non-zero exit is an error with the stderr tail.
