@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
 
-const THREADS: usize = 4;
+/// Parallel downloads; also hides the occasional slow DNS answer behind the other transfers.
+const THREADS: usize = 8;
 
 enum Msg {
     Progress(String),
