@@ -24,14 +24,55 @@ impl HttpFailure {
 }
 
 pub(crate) fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
+    let config = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_mins(1)))
         .timeout_recv_body(Some(Duration::from_mins(15)))
         .user_agent(concat!("liftoff/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
+        .build();
+    ureq::Agent::with_parts(
+        config,
+        ureq::unversioned::transport::DefaultConnector::new(),
+        CachingResolver::default(),
+    )
+}
+
+/// Resolves each host once per agent. ureq looks a host up again for every new
+/// connection; downloading a few hundred `.deb`s from one mirror then costs a few
+/// hundred DNS queries, and a resolver that drops one now and then (glibc waits 5 s
+/// before retrying) adds long stalls. apt resolves once, and so does this.
+#[derive(Debug, Default)]
+struct CachingResolver {
+    inner: ureq::unversioned::resolver::DefaultResolver,
+    cache: std::sync::Mutex<
+        std::collections::HashMap<String, ureq::unversioned::resolver::ResolvedSocketAddrs>,
+    >,
+}
+
+impl ureq::unversioned::resolver::Resolver for CachingResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        let key = format!(
+            "{}://{}",
+            uri.scheme_str().unwrap_or_default(),
+            uri.authority()
+                .map(ureq::http::uri::Authority::as_str)
+                .unwrap_or_default()
+        );
+        if let Some(hit) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(hit);
+        }
+        let addrs = self.inner.resolve(uri, config, timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(key, addrs.clone());
+        }
+        Ok(addrs)
+    }
 }
 
 fn open(agent: &ureq::Agent, url: &str) -> Result<ureq::Body, HttpFailure> {
