@@ -375,3 +375,48 @@ fn an_import_error_fails_indexing_with_the_file() {
         "should show the error: {stderr}"
     );
 }
+
+/// A build killed with SIGKILL in the middle of its cached steps leaves nothing
+/// a later build would use half-written: the rebuild with the same cache succeeds
+/// and gives the digest of a clean build.
+#[test]
+fn sigkill_mid_build_never_poisons_the_cache() {
+    mirrors_configured();
+    let project = fixture("hello");
+    let cache = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liftoff"))
+        .args(["deploy", "--dry-run"])
+        .arg(&project)
+        .args(["--base-image", BASE, "--cache-dir"])
+        .arg(cache.path())
+        .args(["--log-level", "none"])
+        .spawn()
+        .unwrap();
+    // Kill once the packages step has started writing (its staging dir exists).
+    let started = std::time::Instant::now();
+    let staging = cache.path().join("steps/packages");
+    while started.elapsed() < std::time::Duration::from_secs(60) {
+        let busy = std::fs::read_dir(&staging).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        });
+        if busy || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let (dir_a, rebuilt) = build(&project, cache.path(), &[]);
+    let clean = tempfile::tempdir().unwrap();
+    let (dir_b, fresh) = build(&project, clean.path(), &[]);
+    assert_eq!(
+        rebuilt["image"]["manifestDigest"],
+        fresh["image"]["manifestDigest"]
+    );
+    for d in [dir_a, dir_b] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+    // Killed builds may leave their build dir behind; they are never reused.
+}
