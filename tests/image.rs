@@ -420,3 +420,40 @@ fn sigkill_mid_build_never_poisons_the_cache() {
     }
     // Killed builds may leave their build dir behind; they are never reused.
 }
+
+/// Where neither root overlay mounts nor user namespaces work (here: inside a user
+/// namespace whose `user.max_user_namespaces` is 0), the image build stops before
+/// any download with an error that says what is missing and how to fix it.
+#[test]
+fn sandbox_unavailable_is_a_clear_error() {
+    mirrors_configured();
+    let project = fixture("hello");
+    let cache = tempfile::tempdir().unwrap();
+    let script = format!(
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec {} deploy --dry-run {} --base-image {BASE} --cache-dir {}",
+        env!("CARGO_BIN_EXE_liftoff"),
+        project.display(),
+        cache.path().display()
+    );
+    let out = Command::new("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot run build steps on this machine"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("run liftoff as root")
+            && stderr.contains("user namespaces")
+            && stderr.contains("macOS"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !cache.path().join("blobs").exists(),
+        "nothing is downloaded before the sandbox check"
+    );
+}

@@ -190,6 +190,8 @@ pub fn build_image(
     opts: &ImageOptions,
     progress: &dyn Fn(&str),
 ) -> Result<BuiltImage, BuildError> {
+    // Fail before any download if build steps cannot run here.
+    liftoff_sandbox::available()?;
     std::fs::create_dir_all(&opts.cache_dir).map_err(io("create", &opts.cache_dir))?;
     let blobs = BlobCache::new(&opts.cache_dir);
     let work = tempfile::Builder::new()
