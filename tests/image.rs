@@ -395,7 +395,7 @@ fn sigkill_mid_build_never_poisons_the_cache() {
     // Kill once the packages step has started writing (its staging dir exists).
     let started = std::time::Instant::now();
     let staging = cache.path().join("steps/packages");
-    while started.elapsed() < std::time::Duration::from_secs(60) {
+    while started.elapsed() < std::time::Duration::from_mins(1) {
         let busy = std::fs::read_dir(&staging).is_ok_and(|d| {
             d.flatten()
                 .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
