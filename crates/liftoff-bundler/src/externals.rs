@@ -99,21 +99,6 @@ pub(crate) fn matches(specifier: &str, names: &[String]) -> bool {
     names.iter().any(|n| n == specifier || n == pkg)
 }
 
-/// Finds `node_modules/<pkg>` the way Node does, walking up from `from_dir`.
-pub(crate) fn find_package(from_dir: &Path, pkg: &str) -> Option<PathBuf> {
-    let mut dir = Some(from_dir);
-    while let Some(d) = dir {
-        if d.file_name().is_none_or(|n| n != "node_modules") {
-            let candidate = d.join("node_modules").join(pkg);
-            if candidate.join("package.json").is_file() {
-                return Some(candidate);
-            }
-        }
-        dir = d.parent();
-    }
-    None
-}
-
 /// Reads a package's `package.json`.
 pub(crate) fn read_package(dir: &Path) -> Option<InstalledPackage> {
     let text = std::fs::read_to_string(dir.join("package.json")).ok()?;

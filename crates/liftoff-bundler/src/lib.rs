@@ -364,14 +364,6 @@ impl Bundle {
         }
         Ok(())
     }
-
-    /// The output path of the entry whose source is `source`.
-    pub fn output_of(&self, source: &Path) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|e| e.source == source)
-            .map(|e| e.output.as_str())
-    }
 }
 
 /// The output name for a source file: its path relative to `working_dir`,

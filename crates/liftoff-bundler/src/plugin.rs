@@ -63,8 +63,8 @@ impl TriggerPlugin {
         let pkg_name = externals::package_name(specifier);
         let configured = externals::matches(specifier, &self.externals);
         let mut state = self.state.lock().ok()?;
-        let pkg =
-            externals::find_package(importer_dir, pkg_name).and_then(|dir| state.cache.get(&dir));
+        let pkg = liftoff_config::find_node_module(importer_dir, pkg_name)
+            .and_then(|dir| state.cache.get(&dir));
 
         let version = match (&pkg, configured) {
             (Some(p), true) if p.name.as_deref() == Some(pkg_name) && p.version.is_some() => {

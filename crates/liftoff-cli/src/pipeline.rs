@@ -35,13 +35,13 @@ pub fn find_trigger_package(
         || "npm install -D trigger.dev@<your @trigger.dev/sdk version>".to_string(),
         |v| format!("npm install -D trigger.dev@{v}"),
     );
-    let Some(dir) = find_node_module(working_dir, "trigger.dev") else {
+    let Some(dir) = liftoff_config::find_node_module(working_dir, "trigger.dev") else {
         bail!(
             "the `trigger.dev` package is not installed in {} (nor in a parent node_modules).\n  liftoff bundles its runtime entry points into your deploy. Add it to devDependencies at your SDK's version and install: {hint}",
             working_dir.display()
         );
     };
-    let version = read_version(&dir)
+    let version = liftoff_config::package_version(&dir)
         .with_context(|| format!("{} has no readable package.json", dir.display()))?;
     for name in DEPLOY_ENTRY_POINTS {
         let path = entry_point(&dir, name);
@@ -59,20 +59,6 @@ fn entry_point(trigger_dir: &Path, name: &str) -> PathBuf {
     trigger_dir
         .join("dist/esm/entryPoints")
         .join(format!("{name}.js"))
-}
-
-/// Node's lookup of `node_modules/<name>` walking up from `from`.
-pub fn find_node_module(from: &Path, name: &str) -> Option<PathBuf> {
-    from.ancestors()
-        .filter(|d| d.file_name().is_none_or(|n| n != "node_modules"))
-        .map(|d| d.join("node_modules").join(name))
-        .find(|d| d.join("package.json").is_file())
-}
-
-fn read_version(dir: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(dir.join("package.json")).ok()?;
-    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
-    json.get("version")?.as_str().map(String::from)
 }
 
 /// What a build produced, for the command to report.
@@ -104,8 +90,8 @@ pub fn build(
     let working_dir = &config.working_dir;
     let task_files = config.discover_task_files()?;
 
-    let sdk_dir = find_node_module(working_dir, "@trigger.dev/sdk");
-    let sdk_version = sdk_dir.as_deref().and_then(read_version);
+    let sdk_dir = liftoff_config::find_node_module(working_dir, "@trigger.dev/sdk");
+    let sdk_version = sdk_dir.as_deref().and_then(liftoff_config::package_version);
     let trigger = find_trigger_package(working_dir, sdk_version.as_deref())?;
 
     let tmp_root = working_dir.join(".trigger/tmp");
@@ -425,7 +411,7 @@ fn vendor_local_packages(
     externals: &mut [liftoff_manifest::External],
 ) -> Result<()> {
     for ext in externals.iter_mut() {
-        let Some(installed) = find_node_module(working_dir, &ext.name) else {
+        let Some(installed) = liftoff_config::find_node_module(working_dir, &ext.name) else {
             continue;
         };
         let Ok(real) = std::fs::canonicalize(&installed) else {

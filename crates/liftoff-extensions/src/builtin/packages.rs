@@ -37,15 +37,7 @@ pub(crate) fn parse_spec(spec: &str) -> Option<(String, Option<String>)> {
 }
 
 fn installed_version(ctx: &Context<'_>, name: &str) -> Option<String> {
-    let dir = ctx
-        .working_dir
-        .ancestors()
-        .filter(|d| d.file_name().is_none_or(|n| n != "node_modules"))
-        .map(|d| d.join("node_modules").join(name))
-        .find(|d| d.join("package.json").is_file())?;
-    let json: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("package.json")).ok()?).ok()?;
-    json.get("version")?.as_str().map(String::from)
+    liftoff_config::package_version(&liftoff_config::find_node_module(ctx.working_dir, name)?)
 }
 
 pub(super) fn on_build_start(b: &Builtin, ctx: &mut Context<'_>) -> Result<(), ExtensionError> {
