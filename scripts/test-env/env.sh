@@ -13,4 +13,11 @@ export LIFTOFF_TEST_BASE_IMAGE=127.0.0.1:5000/library/node:21-bookworm-slim
 export LIFTOFF_TEST_BASE_OCI=$_liftoff_test_cache/base-image/oci:21-bookworm-slim
 # liftoff's Docker Hub mirror setting: docker.io/library/node:21-bookworm-slim resolves here.
 export LIFTOFF_REGISTRY_MIRRORS=docker.io=http://127.0.0.1:5000
+# Loopback HTTP server (scripts/test-env/local-repo) with stand-ins for what the
+# audioWaveform and puppeteer extensions download: mirror the URL prefixes
+# https://github.com/, https://dl-ssl.google.com/ and http://dl.google.com/ onto it.
+export LIFTOFF_TEST_FILES_URL=http://127.0.0.1:${LIFTOFF_TEST_FILES_PORT:-5080}
+# Its document root; audiowaveform.sha256 there holds the sha256 (hex) of the served
+# bbc/audiowaveform/releases/download/1.10.1/audiowaveform_1.10.1-1-12_amd64.deb.
+export LIFTOFF_TEST_FILES_ROOT=$_liftoff_test_cache/local-repo/www
 unset _liftoff_test_cache

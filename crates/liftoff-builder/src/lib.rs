@@ -15,6 +15,7 @@
 //! 5. **final**: base + packages + `node_modules` + code + index layers, with
 //!    upstream's final-stage config, written as an OCI image layout.
 
+mod instructions;
 mod npm;
 mod stepcache;
 mod steps;
@@ -78,6 +79,14 @@ pub struct ImageOptions {
     pub step_timeout: Duration,
     /// Limit for indexing (upstream: 20 s).
     pub index_timeout: Duration,
+    /// Put consecutive `RUN` instructions of extensions into one layer.
+    pub squash_instructions: bool,
+    /// `(prefix, replacement)` URL rewrites for `ADD <url>` (air-gapped builds, local stand-ins);
+    /// checksums are still enforced against the original.
+    pub url_mirrors: Vec<(String, String)>,
+    /// Which extension contributed each `image.instructions` entry (for messages); missing
+    /// entries are shown as `image.instructions`.
+    pub instruction_origins: Vec<String>,
     /// The git remote and commit of the project, for the OCI labels.
     pub source: Option<String>,
     pub revision: Option<String>,
@@ -137,6 +146,12 @@ pub enum BuildError {
         step: String,
         status: i32,
         stderr: String,
+    },
+    #[error("{origin}: image instruction `{line}`: {message}")]
+    Instruction {
+        origin: String,
+        line: String,
+        message: String,
     },
     #[error("indexing the tasks failed: {message}")]
     Index { message: String },
@@ -210,7 +225,6 @@ pub fn build_image(
     let base = steps::pull_base(&opts.base_image, &opts.registry, &blobs)?;
     let base_dirs = steps::unpack_base(&base, &blobs, &opts.cache_dir)?;
     let mut lowers: Vec<PathBuf> = base_dirs.iter().rev().cloned().collect();
-    let view = view::View::new(&base_dirs);
 
     let mut layers: Vec<(LayerInfo, Option<LayerBlob>)> = base
         .layers
@@ -228,10 +242,55 @@ pub fn build_image(
         })
         .collect();
 
+    // The extensions' image.instructions, first in upstream's base stage.
+    let secrets = secret_values(manifest);
+    let sources = instruction_sources(manifest, &opts.instruction_origins);
+    let parsed = liftoff_instructions::parse(&sources).map_err(|e| BuildError::Instruction {
+        origin: e.origin,
+        line: instructions::redact(&e.line, &secrets),
+        message: e.message,
+    })?;
+    let build_args: std::collections::BTreeMap<String, String> = manifest
+        .build
+        .env
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut state = instructions::StageState::from_base_config(&base.config_bytes);
+    let mut chain = base.manifest_digest.clone();
+    let mut history = Vec::new();
+    if !parsed.is_empty() {
+        progress(&format!("Running {} image instruction(s)", parsed.len()));
+        let outcome = instructions::execute(
+            &parsed,
+            state,
+            &chain,
+            &mut lowers,
+            &instructions::Env {
+                build_context: build_dir,
+                build_args: &build_args,
+                work: work.path(),
+                opts,
+                layer: &layer_opts(None, None),
+                progress,
+                secrets: &secrets,
+            },
+        )?;
+        for l in outcome.layers {
+            layers.push(steps::info(&l.name, &l.blob, l.cached));
+            history.push(l.created_by);
+        }
+        state = outcome.state;
+        chain = outcome.chain;
+    }
+    let bottom_to_top: Vec<PathBuf> = lowers.iter().rev().cloned().collect();
+    let view = view::View::new(&bottom_to_top);
+
     // Packages: the defaults plus image.pkgs, as upstream's base stage.
     let requested = manifest.image_packages();
     let packages = steps::packages(
-        &base.manifest_digest,
+        &chain,
         &requested,
         &view,
         &lowers,
@@ -245,9 +304,14 @@ pub fn build_image(
         package_names = p.names;
         lowers.insert(0, p.unpacked.clone());
         layers.push(steps::info("packages", &p.unpacked_blob, p.cached));
+        history.push(format!(
+            "liftoff: Debian packages {}",
+            package_names.join(" ")
+        ));
         if let Some((dir, blob)) = p.configured {
             lowers.insert(0, dir);
             layers.push(steps::info("dpkg-configure", &blob, p.cached));
+            history.push("liftoff: dpkg --configure -a".into());
         }
     }
 
@@ -265,7 +329,7 @@ pub fn build_image(
     progress("Installing dependencies (npm i)");
     let modules = npm::install(
         build_dir,
-        &base.manifest_digest,
+        &chain,
         &package_names,
         &with_app(&lowers),
         work.path(),
@@ -274,6 +338,7 @@ pub fn build_image(
     )?;
     lowers.insert(0, modules.upper.clone());
     layers.push(steps::info("node_modules", &modules.blob, modules.cached));
+    history.push("liftoff: npm i --no-audit --no-fund --no-save --no-package-lock".into());
 
     let commands = manifest.build.commands.clone().unwrap_or_default();
     if !commands.is_empty() {
@@ -288,6 +353,10 @@ pub fn build_image(
         )?;
         lowers.insert(0, upper);
         layers.push(steps::info("build-commands", &blob, false));
+        history.push(format!(
+            "liftoff: build.commands: {}",
+            instructions::redact(&commands.join(" && "), &secrets)
+        ));
     }
 
     let layer_blobs = opts.cache_dir.join("blobs");
@@ -297,14 +366,16 @@ pub fn build_image(
         &layer_opts(Some(node), Some("app/")),
     )?;
     layers.push(steps::info("app", &code, false));
+    history.push("liftoff: COPY --chown=node:node . /app".into());
 
     progress("Indexing tasks");
     let (tasks, index_dir) = steps::index(&with_app(&lowers), work.path(), opts)?;
     let index =
         liftoff_image::layer_from_dir(&index_dir, &layer_blobs, &layer_opts(Some(node), None))?;
     layers.push(steps::info("index", &index, false));
+    history.push("liftoff: index tasks -> /app/index.json".into());
 
-    let config = final_config(&base, manifest, &layers, opts)?;
+    let config = final_config(&base, manifest, &state, &layers, &history, opts)?;
     let mut descriptors = Vec::new();
     for (i, (info, _)) in layers.iter().enumerate() {
         let media_type = if i < base.layers.len() {
@@ -385,13 +456,20 @@ pub(crate) fn ensure_dir(p: &Path) -> Result<&Path, BuildError> {
 fn final_config(
     base: &PulledImage,
     manifest: &BuildManifest,
+    state: &instructions::StageState,
     layers: &[(LayerInfo, Option<LayerBlob>)],
+    history: &[String],
     opts: &ImageOptions,
 ) -> Result<liftoff_image::ConfigBlob, BuildError> {
     let mut cfg = ImageConfigBuilder::from_base_bytes(&base.config_bytes)?;
     cfg.created(opts.source_date_epoch)
         .user("node")
         .workdir("/app");
+    // The base stage's ENV lines (the instructions', then upstream's own) stay in the image.
+    for (k, v) in &state.env_set {
+        cfg.env(k.clone(), v.clone());
+    }
+    cfg.env("DEBIAN_FRONTEND", "noninteractive");
     for key in [
         "TRIGGER_PROJECT_ID",
         "TRIGGER_DEPLOYMENT_ID",
@@ -418,10 +496,52 @@ fn final_config(
     cfg.entrypoint(Some(vec!["dumb-init".into(), "node".into(), controller]))
         .cmd(Some(Vec::new()));
     cfg.oci_labels(opts.source.as_deref(), opts.revision.as_deref());
+    let mut lines = history.iter();
     for (info, blob) in layers {
         if let Some(b) = blob {
-            cfg.add_layer(b.diff_id.clone(), format!("liftoff: {}", info.name));
+            let line = lines
+                .next()
+                .cloned()
+                .unwrap_or_else(|| format!("liftoff: {}", info.name));
+            cfg.add_layer(b.diff_id.clone(), line);
         }
     }
     Ok(cfg.build()?)
+}
+
+/// The manifest's `image.instructions` with the extension each came from.
+fn instruction_sources(
+    manifest: &BuildManifest,
+    origins: &[String],
+) -> Vec<liftoff_instructions::Source> {
+    manifest
+        .image
+        .as_ref()
+        .and_then(|i| i.instructions.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, text)| liftoff_instructions::Source {
+            origin: origins
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| "image.instructions".to_string()),
+            text: text.clone(),
+        })
+        .collect()
+}
+
+/// `build.env` values: they exist only while building and are never printed.
+fn secret_values(manifest: &BuildManifest) -> Vec<String> {
+    let mut v: Vec<String> = manifest
+        .build
+        .env
+        .iter()
+        .flatten()
+        .map(|(_, v)| v.clone())
+        .filter(|v| v.len() >= 4)
+        .collect();
+    v.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    v.dedup();
+    v
 }

@@ -18,7 +18,7 @@ pub(crate) struct Modules {
 
 /// The npm configuration liftoff passes in: the user's `.npmrc` (which may hold
 /// tokens: bound read-only, never in a layer), CA files, and proxy variables.
-fn npm_config() -> (Vec<Bind>, Vec<(String, String)>) {
+pub(crate) fn npm_config() -> (Vec<Bind>, Vec<(String, String)>) {
     let mut binds = Vec::new();
     let mut env = Vec::new();
     let home = std::env::var_os("HOME").map(PathBuf::from);

@@ -356,12 +356,35 @@ pub(crate) fn build_commands(
             "false".to_string(),
         ),
     ];
+    // The user's npm configuration and TLS trust, for `npx` and downloads (never in a layer).
+    let (mut binds, npm_env) = crate::npm::npm_config();
+    env.extend(npm_env);
+    let (trust_binds, trust_env) = crate::instructions::build_trust();
+    for (k, v) in trust_env {
+        if !env.iter().any(|(e, _)| *e == k) {
+            env.push((k, v));
+        }
+    }
+    for b in trust_binds {
+        if !binds.iter().any(|x| x.target == b.target) {
+            binds.push(b);
+        }
+    }
+    env.push(("NPM_CONFIG_CACHE".to_string(), "/tmp/npm-cache".to_string()));
     for (k, v) in manifest.build.env.iter().flatten() {
         env.push((k.clone(), v.clone()));
     }
+    let secrets: Vec<String> = manifest
+        .build
+        .env
+        .iter()
+        .flatten()
+        .map(|(_, v)| v.clone())
+        .filter(|v| v.len() >= 4)
+        .collect();
     for command in commands {
         run_step(
-            command,
+            &crate::instructions::redact(command, &secrets),
             &RunSpec {
                 lowers: lowers.to_vec(),
                 upper: upper.clone(),
@@ -370,20 +393,47 @@ pub(crate) fn build_commands(
                 user: Some("node".into()),
                 workdir: "/app".into(),
                 network: opts.network,
-                binds: Vec::new(),
+                binds: binds.clone(),
                 timeout: opts.step_timeout,
             },
-        )?;
+        )
+        .map_err(|e| match e {
+            BuildError::Step {
+                step,
+                status,
+                stderr,
+            } => BuildError::Step {
+                step,
+                status,
+                stderr: crate::instructions::redact(&stderr, &secrets),
+            },
+            other => other,
+        })?;
     }
-    let blob = layer_of_upper(
-        &upper,
-        lowers,
-        work,
-        "build-commands-layer",
-        &opts.cache_dir.join("blobs"),
-        layer,
-    )?
-    .ok_or_else(|| BuildError::Invalid("the build commands changed nothing".into()))?;
+    // Upstream's final stage copies only /app from the build stage: what the commands wrote
+    // elsewhere (caches under /home/node, /tmp) is not part of the image.
+    let out = work.join("build-commands-layer");
+    liftoff_sandbox::upper_to_layer(&upper, lowers, &out)?;
+    let app_only = work.join("build-commands-app");
+    std::fs::create_dir_all(&app_only).map_err(io("create", &app_only))?;
+    if out.join("app").exists() {
+        std::fs::rename(out.join("app"), app_only.join("app")).map_err(io("move", &out))?;
+    }
+    // The layer of the app's changes; the upper (a later lower) is trimmed the same way.
+    for entry in std::fs::read_dir(&upper)
+        .map_err(io("read", &upper))?
+        .flatten()
+    {
+        if entry.file_name() != "app" {
+            let p = entry.path();
+            let _ = if p.is_dir() && !p.is_symlink() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
+        }
+    }
+    let blob = liftoff_image::layer_from_dir(&app_only, &opts.cache_dir.join("blobs"), layer)?;
     Ok((upper, blob))
 }
 

@@ -143,9 +143,18 @@ pub struct DeployArgs {
     /// Network for `npm i` and build commands: default (host network), host, or none.
     #[arg(long, value_enum, default_value = "default")]
     pub network: NetworkArg,
-    /// Seconds each sandboxed build step (npm i, dpkg --configure, a build command) may run.
+    /// Seconds each sandboxed build step (npm i, dpkg --configure, an image instruction, a build
+    /// command) may run.
     #[arg(long, value_name = "SECONDS", default_value_t = 900)]
     pub step_timeout: u64,
+    /// Put consecutive RUN instructions of extensions into one layer.
+    #[arg(long)]
+    pub squash_instructions: bool,
+    /// Fetch `ADD <url>` files whose URL starts with PREFIX from URL instead (air-gapped builds,
+    /// artifact mirrors); checksums are still enforced. Repeatable; also `LIFTOFF_URL_MIRRORS`
+    /// (comma-separated PREFIX=URL pairs).
+    #[arg(long = "url-mirror", value_name = "PREFIX=URL")]
+    pub url_mirror: Vec<String>,
     #[command(flatten)]
     pub common: CommonArgs,
 }

@@ -27,6 +27,12 @@ pub use manifest::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Platform,
 };
 pub use pull::pull;
+
+/// The HTTP agent liftoff uses for registries (Mozilla roots plus the configured extra CAs), for
+/// other downloads that should trust the same certificates (`ADD <url>`).
+pub fn http_agent(config: &RegistryConfig) -> Result<ureq::Agent, RegistryError> {
+    client::agent(config)
+}
 pub use reference::{DOCKER_HUB, Reference};
 
 /// Where a [`PulledImage`] came from.

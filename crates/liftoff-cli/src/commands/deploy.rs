@@ -155,6 +155,9 @@ fn build_image(
         source_date_epoch: liftoff_image::source_date_epoch()?,
         step_timeout: std::time::Duration::from_secs(args.step_timeout),
         index_timeout: std::time::Duration::from_secs(20),
+        squash_instructions: args.squash_instructions,
+        url_mirrors: url_mirrors(&args.url_mirror)?,
+        instruction_origins: instruction_origins(&outcome.plan, &outcome.manifest),
         source: git(&config.working_dir, &["remote", "get-url", "origin"]),
         revision: git(&config.working_dir, &["rev-parse", "HEAD"]),
     };
@@ -205,4 +208,52 @@ fn git(dir: &Path, args: &[&str]) -> Option<String> {
         .ok()?;
     let text = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (out.status.success() && !text.is_empty()).then_some(text)
+}
+
+/// `--url-mirror` values, then `LIFTOFF_URL_MIRRORS`.
+fn url_mirrors(flags: &[String]) -> Result<Vec<(String, String)>> {
+    let env = std::env::var("LIFTOFF_URL_MIRRORS").unwrap_or_default();
+    let mut out = Vec::new();
+    for item in flags
+        .iter()
+        .map(String::as_str)
+        .chain(env.split(',').map(str::trim).filter(|s| !s.is_empty()))
+    {
+        let Some((prefix, url)) = item.split_once('=') else {
+            bail!(
+                "URL mirror {item:?} is not PREFIX=URL (e.g. https://github.com/=https://artifacts.internal/github/)"
+            );
+        };
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            bail!("URL mirror {item:?}: the replacement must start with http:// or https://");
+        }
+        out.push((prefix.to_string(), url.to_string()));
+    }
+    Ok(out)
+}
+
+/// The extension behind each `image.instructions` entry, in manifest order.
+fn instruction_origins(
+    plan: &liftoff_extensions::plan::Plan,
+    manifest: &liftoff_manifest::BuildManifest,
+) -> Vec<String> {
+    let mut origins = Vec::new();
+    for layer in &plan.layers {
+        let name = plan
+            .extensions
+            .iter()
+            .find(|e| e.layers.contains(&layer.id))
+            .map_or_else(|| layer.id.clone(), |e| e.name.clone());
+        origins.extend(std::iter::repeat_n(name, layer.instructions.len()));
+    }
+    let total = manifest
+        .image
+        .as_ref()
+        .and_then(|i| i.instructions.as_ref())
+        .map_or(0, Vec::len);
+    if origins.len() == total {
+        origins
+    } else {
+        Vec::new()
+    }
 }
