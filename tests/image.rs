@@ -6,77 +6,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{fixture, liftoff, read_json, text};
+use common::image::{BASE, build, cache_dir, fails_to_build, mirrors_configured, run};
+use common::{fixture, read_json, text};
 use serde_json::Value;
-
-const BASE: &str = "node:21-bookworm-slim";
-
-fn cache_dir() -> PathBuf {
-    let root = std::env::var_os("LIFTOFF_TEST_CACHE")
-        .map_or_else(|| PathBuf::from("/var/cache/liftoff-test"), PathBuf::from);
-    root.join("liftoff-cache")
-}
-
-fn mirrors_configured() {
-    assert!(
-        std::env::var_os("LIFTOFF_REGISTRY_MIRRORS").is_some(),
-        "LIFTOFF_REGISTRY_MIRRORS is not set: run the image tests through scripts/test (it sources scripts/test-env/env.sh)"
-    );
-}
-
-/// `deploy --dry-run` with the image; returns the build dir and the --json result.
-fn build(project: &Path, cache: &Path, extra: &[&str]) -> (PathBuf, Value) {
-    mirrors_configured();
-    let mut args: Vec<String> = vec![
-        "deploy".into(),
-        "--dry-run".into(),
-        project.display().to_string(),
-        "--json".into(),
-    ];
-    args.extend(["--base-image", BASE, "--cache-dir"].map(String::from));
-    args.push(cache.display().to_string());
-    args.extend(extra.iter().map(ToString::to_string));
-    let out = liftoff(&args);
-    assert!(
-        out.status.success(),
-        "image build failed:\n{}",
-        text(&out.stderr)
-    );
-    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
-    (PathBuf::from(json["buildDir"].as_str().unwrap()), json)
-}
-
-/// The image build must fail cleanly (exit 1, no panic); returns stderr.
-fn fails_to_build(project: &Path) -> String {
-    mirrors_configured();
-    let out = liftoff([
-        "deploy".as_ref(),
-        "--dry-run".as_ref(),
-        project.as_os_str(),
-        "--base-image".as_ref(),
-        BASE.as_ref(),
-        "--cache-dir".as_ref(),
-        cache_dir().as_os_str(),
-    ]);
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed:\n{}\n{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
-}
 
 /// skopeo and umoci accept the image; node in the unpacked rootfs imports every
 /// task file; index.json has exactly the expected task ids.

@@ -4,6 +4,7 @@ import json, os, re, statistics, sys
 
 work, runs, warm_runs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 note = sys.argv[4] if len(sys.argv) > 4 else ""
+PROJECTS = os.environ.get("PROJECTS", "hello ffmpeg").split()
 res, logs = os.path.join(work, "res"), os.path.join(work, "logs")
 t = {}
 for line in open(os.path.join(res, "times.tsv")):
@@ -91,7 +92,7 @@ dns = os.path.join(res, "dns.txt")
 if os.path.exists(dns):
     print(f"(resolver check: {open(dns).read().strip()})")
 print(f"{'project':<8} {'liftoff':>9} {'docker pull':>12} {'docker build':>13} {'docker total':>13} {'ratio':>7}  {'target <= 0.50x':<16} liftoff bundle-only")
-for proj in ["hello", "ffmpeg"]:
+for proj in PROJECTS:
     lc = med(t.get((proj, "liftoff-cold"), []))
     if (proj, "docker-build") not in t:
         print(f"{proj:<8} {lc:8.1f}s  docker build FAILED (see the log above)")
@@ -115,7 +116,7 @@ for proj in ["hello", "ffmpeg"]:
 if note:
     print(f"(docker: {note})")
 
-for proj in ["hello", "ffmpeg"]:
+for proj in PROJECTS:
     j = load(f"{proj}-cold-1")
     if not j or not j.get("image"):
         continue

@@ -2,6 +2,8 @@
 //! fixture projects and check the results with node.
 #![allow(dead_code)]
 
+pub mod image;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -240,7 +240,12 @@ pub(crate) fn execute(
                     }
                 }
                 let mut parts = Vec::new();
-                let mut key = chain.clone();
+                // A squashed group is a different layer from its last RUN alone.
+                let mut key = if group.len() > 1 {
+                    stepcache::key(&[chain.as_bytes(), b"squash", &group.len().to_le_bytes()])
+                } else {
+                    chain.clone()
+                };
                 for s in &group {
                     let Instruction::Run(command) = &s.instruction else {
                         continue;
@@ -403,6 +408,11 @@ fn fs_step(
                 step: redact(&step, cx.secrets),
                 status,
                 stderr: redact(&stderr, cx.secrets),
+            },
+            BuildError::Sandbox(e) => BuildError::Instruction {
+                origin: step.origin.clone(),
+                line: redact(&shorten(&step.line), cx.secrets),
+                message: redact(&e.to_string(), cx.secrets),
             },
             other => other,
         })?;

@@ -202,6 +202,16 @@ pub(crate) fn resolve_with(
         .filter(|n| r.inst_broken(n))
         .collect();
 
+    // Upstream's package line starts with `apt-get --fix-broken install -y`: a package left with
+    // unmet dependencies (an extension's `dpkg -i … || true`) gets them installed.
+    let mut broken: Vec<&str> = initially_broken.iter().copied().collect();
+    broken.sort_unstable();
+    for name in broken {
+        if !r.mark_install(name, true, false) && r.errors.is_empty() {
+            r.errors.push(r.unsatisfiable_error(name));
+        }
+    }
+
     // apt-get install: mark every request first (no dependencies), then resolve the ones whose
     // dependencies are not yet met, in order.
     for name in &todo {
