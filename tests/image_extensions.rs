@@ -446,3 +446,125 @@ fn bad_instructions_fail_cleanly_naming_the_extension() {
         assert!(started.elapsed() < std::time::Duration::from_secs(60));
     }
 }
+
+/// A fresh database on the test server (`scripts/test-env/postgres`); returns its URL.
+fn fresh_database() -> String {
+    let base = std::env::var("LIFTOFF_TEST_PG_URL").expect(
+        "LIFTOFF_TEST_PG_URL is not set: run the tests through scripts/test (scripts/test-env)",
+    );
+    let name = format!(
+        "liftoff_{}_{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let out = std::process::Command::new("psql")
+        .arg(format!("{base}/postgres"))
+        .args(["-qAtc", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "createdb: {}", text(&out.stderr));
+    format!("{base}/{name}")
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .arg(url)
+        .args(["-qAtc", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql: {}", text(&out.stderr));
+    text(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn prisma_generate_and_migrate_deploy_against_postgres_without_leaking_the_url() {
+    let project = fixture("prisma-migrate");
+    let url = fresh_database();
+    let env_dir = tempfile::tempdir().unwrap();
+    let env_file = env_dir.path().join("server.env");
+    std::fs::write(&env_file, format!("DATABASE_URL={url}\n")).unwrap();
+    mirrors_configured();
+    let out = liftoff([
+        "deploy",
+        "--dry-run",
+        project.to_str().unwrap(),
+        "--base-image",
+        BASE,
+        "--cache-dir",
+        cache_dir().to_str().unwrap(),
+        "--server-env-file",
+        env_file.to_str().unwrap(),
+        "--json",
+        "--log-level",
+        "debug",
+    ]);
+    let logs = format!("{}{}", text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{logs}");
+    assert!(
+        !logs.contains(&url),
+        "the database URL was printed:\n{logs}"
+    );
+    let json: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let dir = PathBuf::from(json["buildDir"].as_str().unwrap());
+
+    // `migrate deploy` ran during the build, against the real server.
+    assert_eq!(
+        psql(
+            &url,
+            "SELECT count(*) FROM _prisma_migrations WHERE finished_at IS NOT NULL"
+        ),
+        "1"
+    );
+    assert_eq!(psql(&url, "SELECT count(*) FROM \"User\""), "0");
+
+    // The URL is in no layer, not in the config or its history.
+    for (name, data) in all_blob_text(&dir.join("image")) {
+        assert!(!contains(&data, &url), "blob {name} holds the database URL");
+    }
+
+    // `prisma generate` ran in the build: the generated client is in the image, and node in the
+    // image uses it (through the pg driver adapter) against the migrated database.
+    let config = image_config(&dir);
+    let (_tmp, rootfs) = unpack(&dir);
+    assert!(
+        rootfs
+            .join("app/node_modules/.prisma/client/index.js")
+            .is_file()
+    );
+    let script = "import { PrismaClient } from '@prisma/client'; import { PrismaPg } from '@prisma/adapter-pg'; const p = new PrismaClient({ adapter: new PrismaPg({ connectionString: process.env.DATABASE_URL }) }); const u = await p.user.create({ data: { email: 'ada@example.com', name: 'Ada' } }); console.log(JSON.stringify({ email: u.email, users: await p.user.count() })); await p.$disconnect();";
+    let out = in_image(
+        &rootfs,
+        &config,
+        &[("DATABASE_URL", url.as_str())],
+        &[
+            "/bin/sh",
+            "-c",
+            "cd /app && exec node --input-type=module -e \"$0\"",
+            script,
+        ],
+    );
+    assert_eq!(
+        stdout_ok(&out, "prisma client in the image").trim(),
+        r#"{"email":"ada@example.com","users":1}"#
+    );
+    assert_eq!(psql(&url, "SELECT name FROM \"User\""), "Ada");
+    // The task file that imports @prisma/client loads in the image.
+    let manifest: Value = common::read_json(&dir.join("build.json"));
+    let task_file = manifest["files"][0]["out"].as_str().unwrap().to_string();
+    let out = in_image(
+        &rootfs,
+        &config,
+        &[],
+        &[
+            "node",
+            "--input-type=module",
+            "-e",
+            &format!("await import({task_file:?}); console.log('loaded')"),
+        ],
+    );
+    assert_eq!(stdout_ok(&out, "task import").trim(), "loaded");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -20,4 +20,6 @@ export LIFTOFF_TEST_FILES_URL=http://127.0.0.1:${LIFTOFF_TEST_FILES_PORT:-5080}
 # Its document root; audiowaveform.sha256 there holds the sha256 (hex) of the served
 # bbc/audiowaveform/releases/download/1.10.1/audiowaveform_1.10.1-1-12_amd64.deb.
 export LIFTOFF_TEST_FILES_ROOT=$_liftoff_test_cache/local-repo/www
+# Throwaway PostgreSQL (scripts/test-env/postgres), trust auth; tests createdb their own database.
+export LIFTOFF_TEST_PG_URL=postgresql://postgres@127.0.0.1:${LIFTOFF_TEST_PG_PORT:-5433}
 unset _liftoff_test_cache

@@ -104,6 +104,11 @@ pub struct DeployArgs {
     /// A .env file whose variables are available to `process.env` in the config.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
+    /// The environment's env vars as the Trigger.dev platform holds them (KEY=VALUE lines), for
+    /// extensions that read them, such as prismaExtension's `DATABASE_URL` for `migrate`, when
+    /// building without the platform (`--dry-run`). They are build-time only: never in the image.
+    #[arg(long, value_name = "FILE")]
+    pub server_env_file: Option<PathBuf>,
     /// Skip the version check (accepted for compatibility; liftoff does not phone home).
     #[arg(long)]
     pub skip_update_check: bool,

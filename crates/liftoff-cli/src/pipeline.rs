@@ -1,5 +1,6 @@
 //! config → bundle → manifest: turns a project into a build directory.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -74,6 +75,10 @@ pub struct BuildOutcome {
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
     pub environment: String,
+    /// The environment's env vars as the platform holds them (`manifest.deploy.env`, which
+    /// extensions read: prisma's `DATABASE_URL`). Empty when building offline without
+    /// `--server-env-file`.
+    pub server_env: BTreeMap<String, String>,
     pub host: HostOptions,
     pub extension_timeout: Duration,
 }
@@ -149,6 +154,15 @@ pub fn build(
         sdk_version,
         &instrumented,
     )?;
+    if !options.server_env.is_empty() {
+        manifest.deploy.env = Some(
+            options
+                .server_env
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
+    }
     host.build_complete(&mut manifest, &externals_of(&bundle))?;
     for line in host.logs(&manifest) {
         match line.level {

@@ -38,8 +38,23 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
     }
     out.debug(format!("config: {}", config.config_file.display()));
 
+    let server_env = match &args.server_env_file {
+        Some(f) => {
+            let path = if f.is_absolute() {
+                f.clone()
+            } else {
+                project_dir.join(f)
+            };
+            if !path.is_file() {
+                bail!("the server env file {} does not exist", path.display());
+            }
+            liftoff_config::parse_env_file(&path)?.into_iter().collect()
+        }
+        None => BTreeMap::new(),
+    };
     let options = pipeline::BuildOptions {
         environment: args.env.as_str().to_string(),
+        server_env,
         host: liftoff_extensions::HostOptions {
             keep_going: args.keep_going,
             skip: args.skip_extension.clone(),
