@@ -279,15 +279,23 @@ fn apt_packages_install_like_apt_and_run() {
             &format!("{}:latest", dir.join("image").display()),
         ])
         .arg(&bundle_dir));
-    let out = run(Command::new("env")
-        .args([
-            "-i",
-            "PATH=/usr/local/bin:/usr/bin:/bin",
-            "/usr/sbin/chroot",
-        ])
-        .arg(bundle_dir.join("rootfs"))
-        .args(["/usr/bin/ffmpeg", "-hide_banner", "-version"]));
-    assert!(out.starts_with("ffmpeg version"), "{out}");
+    // The deploy env ffmpeg() records for the platform (synced at deploy) names the binaries.
+    let layers = json["plan"]["layers"].as_array().unwrap();
+    let ffmpeg_layer = layers.iter().find(|l| l["id"] == "ffmpeg").unwrap();
+    assert_eq!(
+        ffmpeg_layer["deployEnv"],
+        serde_json::json!(["FFMPEG_PATH", "FFPROBE_PATH"])
+    );
+    for (var, bin) in [("FFMPEG_PATH", "/usr/bin/ffmpeg"), ("FFPROBE_PATH", "/usr/bin/ffprobe")] {
+        let out = run(Command::new("env")
+            .args(["-i", "PATH=/usr/local/bin:/usr/bin:/bin"])
+            .arg(format!("{var}={bin}"))
+            .arg("/usr/sbin/chroot")
+            .arg(bundle_dir.join("rootfs"))
+            .args(["/bin/sh", "-c", &format!("exec \"${var}\" -hide_banner -version")]));
+        let name = bin.rsplit('/').next().unwrap();
+        assert!(out.starts_with(&format!("{name} version")), "{out}");
+    }
     std::fs::remove_dir_all(dir).unwrap();
 }
 
