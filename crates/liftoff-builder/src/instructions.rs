@@ -266,6 +266,14 @@ pub(crate) fn execute(
                     let (binds, extra) = build_trust();
                     let mut env = env;
                     env.extend(extra);
+                    // Reproducible-builds convention: tools that embed times (Python's .pyc
+                    // files, gzip, dpkg) use this instead of the clock. Build-time only.
+                    if !env.iter().any(|(k, _)| k == "SOURCE_DATE_EPOCH") {
+                        env.push((
+                            "SOURCE_DATE_EPOCH".into(),
+                            cx.opts.source_date_epoch.to_string(),
+                        ));
+                    }
                     parts.push((
                         *s,
                         RunSpecParts {

@@ -434,3 +434,123 @@ fn copy_verified(src: &Path, dest: &Path, digest: &str) -> Result<(), ImageError
         .map_err(|e| ImageError::io("renaming into", dest, e.error))?;
     Ok(())
 }
+
+/// Pack the image tagged `tag` (or the only one) of a layout into a `docker load` archive
+/// (`docker save` format: `manifest.json` with `Config`, `RepoTags`, `Layers`, the blobs under
+/// `blobs/sha256/`), deterministic like [`write_oci_archive`]. Docker's loader reads gzip layers;
+/// zstd layers need Docker 25 or newer, so they are refused with a hint.
+pub fn write_docker_archive(
+    layout_dir: &Path,
+    tag: Option<&str>,
+    repo_tags: &[String],
+    file: &Path,
+) -> Result<(), ImageError> {
+    let read_json = |path: &Path| -> Result<serde_json::Value, ImageError> {
+        let bytes = fs::read(path).ctx("reading", path)?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ImageError::InvalidConfig(format!("{} is not valid JSON: {e}", path.display()))
+        })
+    };
+    let blob = |digest: &str| -> Result<PathBuf, ImageError> {
+        let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+            ImageError::InvalidConfig(format!("unsupported digest {digest} in the layout"))
+        })?;
+        Ok(layout_dir.join("blobs/sha256").join(hex))
+    };
+    let index = read_json(&layout_dir.join("index.json"))?;
+    let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
+    let chosen = match tag {
+        Some(t) => manifests
+            .iter()
+            .find(|m| m["annotations"][ANNOTATION_REF_NAME] == t),
+        None if manifests.len() == 1 => manifests.first(),
+        None => None,
+    }
+    .ok_or_else(|| {
+        ImageError::InvalidConfig(format!(
+            "{}: no image {} in index.json",
+            layout_dir.display(),
+            tag.map_or_else(|| "(several, name a tag)".to_string(), |t| format!("tagged {t}"))
+        ))
+    })?;
+    let manifest_digest = chosen["digest"].as_str().unwrap_or_default().to_string();
+    let manifest = read_json(&blob(&manifest_digest)?)?;
+    let config_digest = manifest["config"]["digest"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mut layers = Vec::new();
+    for l in manifest["layers"].as_array().into_iter().flatten() {
+        let mt = l["mediaType"].as_str().unwrap_or_default();
+        if mt.contains("zstd") {
+            return Err(ImageError::InvalidConfig(
+                "the image has zstd layers, which `docker load` reads only from Docker 25 on; build with --compression gzip to load it into an older engine".into(),
+            ));
+        }
+        layers.push(l["digest"].as_str().unwrap_or_default().to_string());
+    }
+    let name_of = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
+    let docker_manifest = serde_json::json!([{
+        "Config": name_of(&config_digest),
+        "RepoTags": repo_tags,
+        "Layers": layers.iter().map(|d| name_of(d)).collect::<Vec<_>>(),
+    }]);
+    let manifest_bytes = serde_json::to_vec(&docker_manifest).unwrap_or_default();
+
+    let parent = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-docker-archive-")
+        .tempfile_in(&parent)
+        .ctx("creating a temporary file in", &parent)?;
+    let mut tar = DetTar::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
+    let file_meta = Meta {
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+    };
+    let dir_meta = Meta {
+        mode: 0o755,
+        ..file_meta
+    };
+    tar.file(
+        b"manifest.json",
+        file_meta,
+        manifest_bytes.len() as u64,
+        &[],
+        &manifest_bytes[..],
+    )
+    .ctx("archiving", file)?;
+    tar.dir(b"blobs", dir_meta).ctx("archiving", file)?;
+    tar.dir(b"blobs/sha256", dir_meta).ctx("archiving", file)?;
+    let mut seen = std::collections::BTreeSet::new();
+    for digest in std::iter::once(&config_digest).chain(layers.iter()) {
+        if !seen.insert(digest.clone()) {
+            continue;
+        }
+        let path = blob(digest)?;
+        let mut f = File::open(&path).ctx("opening", &path)?;
+        let size = f.metadata().ctx("reading metadata of", &path)?.len();
+        tar.file(
+            name_of(digest).as_bytes(),
+            file_meta,
+            size,
+            &[],
+            io::Read::take(&mut f, size),
+        )
+        .ctx("archiving", &path)?;
+    }
+    let out = tar.finish().ctx("writing", tmp.path())?;
+    out.into_inner()
+        .map_err(io::IntoInnerError::into_error)
+        .ctx("writing", tmp.path())?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .ctx("setting permissions of", tmp.path())?;
+    tmp.persist(file)
+        .map_err(|e| ImageError::io("renaming the archive to", file, e.error))?;
+    Ok(())
+}

@@ -30,7 +30,7 @@ pub use error::ImageError;
 pub use layer::{Compression, LayerBlob, LayerOptions, layer_from_dir};
 pub use layout::{
     ANNOTATION_REF_NAME, Blob, Descriptor, ImageManifest, ManifestRef, OCI_LAYOUT_VERSION,
-    OciLayout, write_oci_archive, write_oci_layout,
+    OciLayout, write_docker_archive, write_oci_archive, write_oci_layout,
 };
 pub use media::*;
 pub use unpack::unpack_layer;
