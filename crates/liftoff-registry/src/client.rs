@@ -2,19 +2,31 @@
 //! anonymous or credentialed bearer tokens (`WWW-Authenticate: Bearer realm=…`), `OAuth2`
 //! refresh tokens (`identitytoken`) and HTTP Basic.
 //!
-//! [`Endpoint::send`] does the auth dance for any request, so uploads (`push_blob`,
-//! `push_manifest_raw`, with scope `pull,push`) can be added next to the download methods.
+//! [`Endpoint::request`] does the auth dance for any request and any [`Access`] (pull, or
+//! push plus pull on the repositories blobs are mounted from); tokens are cached per scope set
+//! until they expire.
+//!
+//! Transport: HTTPS with the Mozilla roots, the configured extra CAs and Docker's
+//! `certs.d/<host[:port]>/*.crt` for that registry; plain HTTP only for loopback and the
+//! configured insecure registries. Proxies come from `ALL_PROXY`/`HTTPS_PROXY`/`HTTP_PROXY`
+//! (first set wins, lowercase variants too) with `NO_PROXY` (host names, `.suffix`/`*.suffix`
+//! and `*`; a plain name also covers its subdomains; CIDR ranges are not supported); loopback
+//! hosts are never proxied.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use ureq::http::{self, Method, Response};
-use ureq::{Agent, Body};
+use ureq::{Agent, Body, SendBody};
 
-use crate::config::{CredentialLookup, Credentials, RegistryConfig};
+use crate::config::{HttpLog, PASSWORD_VAR, RegistryConfig, USERNAME_VAR, is_private};
+use crate::credentials::{CredentialLookup, Credentials, Resolved};
 use crate::manifest;
 use crate::{RegistryError, reference::DOCKER_HUB};
 
@@ -22,18 +34,58 @@ const USER_AGENT: &str = concat!("liftoff/", env!("CARGO_PKG_VERSION"));
 /// Registries cap manifests at 4 MiB; leave room for large indexes.
 pub(crate) const MANIFEST_LIMIT: u64 = 8 * 1024 * 1024;
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
+/// What the token spec says to assume when a token service gives no `expires_in`.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_mins(1);
+/// Tokens are renewed this long before they expire (requests take time).
+const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 
-/// Builds the HTTP agent: Mozilla roots plus `extra_ca_certs`, redirects that keep the
-/// `Authorization` header only on the same host, and no status-as-error.
+/// The HTTP agent for registries in general: Mozilla roots plus `extra_ca_certs`.
 pub(crate) fn agent(config: &RegistryConfig) -> Result<Agent, RegistryError> {
+    build_agent(&config.extra_ca_certs)
+}
+
+/// The agent and debug log for talking to the registry or mirror at `hosts` (its names, e.g.
+/// `docker.io` and `registry-1.docker.io`): also trusts `<certs_d>/<host>/*.crt`.
+pub(crate) fn http_for(config: &RegistryConfig, hosts: &[&str]) -> Result<Http, RegistryError> {
+    let mut files = config.extra_ca_certs.clone();
+    if let Some(root) = &config.certs_d {
+        for host in hosts {
+            files.extend(certs_d_files(&root.join(host))?);
+        }
+    }
+    Ok(Http {
+        agent: build_agent(&files)?,
+        log: config.http_log.clone(),
+    })
+}
+
+/// Docker's convention: every `*.crt` in the directory is a CA certificate.
+fn certs_d_files(dir: &Path) -> Result<Vec<PathBuf>, RegistryError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(RegistryError::io("read the certificate directory", dir, e)),
+    };
+    let mut files: Vec<PathBuf> = entries
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "crt"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Mozilla roots plus `ca_files`, redirects that keep the `Authorization` header only on the
+/// same host, no status-as-error, and the environment's proxy.
+fn build_agent(ca_files: &[PathBuf]) -> Result<Agent, RegistryError> {
     let mut tls = ureq::tls::TlsConfig::builder();
-    if !config.extra_ca_certs.is_empty() {
+    if !ca_files.is_empty() {
         let mut roots: Vec<ureq::tls::Certificate<'static>> =
             webpki_root_certs::TLS_SERVER_ROOT_CERTS
                 .iter()
                 .map(|der| ureq::tls::Certificate::from_der(der.as_ref()))
                 .collect();
-        for path in &config.extra_ca_certs {
+        for path in ca_files {
             let pem = std::fs::read(path)
                 .map_err(|e| RegistryError::io("read CA certificate", path, e))?;
             let before = roots.len();
@@ -52,30 +104,91 @@ pub(crate) fn agent(config: &RegistryConfig) -> Result<Agent, RegistryError> {
         }
         tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&roots));
     }
+    let proxy = proxy_from(&|name| std::env::var(name).ok());
     Ok(Agent::config_builder()
         .http_status_as_error(false)
         .redirect_auth_headers(ureq::config::RedirectAuthHeaders::SameHost)
         .user_agent(USER_AGENT)
+        .proxy(proxy)
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_mins(2)))
         .timeout_per_read(Some(Duration::from_mins(2)))
+        .timeout_per_write(Some(Duration::from_mins(2)))
         .tls_config(tls.build())
         .build()
         .into())
 }
 
+/// The proxy from the environment, as `ureq` reads it, plus: loopback hosts are never proxied
+/// (as in Go's `net/http`), and a plain `NO_PROXY` name also covers its subdomains.
+fn proxy_from(var: &dyn Fn(&str) -> Option<String>) -> Option<ureq::Proxy> {
+    let value = [
+        "ALL_PROXY",
+        "all_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+    ]
+    .iter()
+    .find_map(|name| var(name).filter(|v| !v.trim().is_empty()))?;
+    let parsed = ureq::Proxy::new(value.trim()).ok()?;
+    let mut builder = ureq::Proxy::builder(parsed.protocol())
+        .host(parsed.host())
+        .port(parsed.port());
+    if let Some(username) = parsed.username() {
+        builder = builder.username(username);
+    }
+    if let Some(password) = parsed.password() {
+        builder = builder.password(password);
+    }
+    for loopback in ["localhost", ".localhost", "127.", "::1", "[::1]"] {
+        builder = builder.no_proxy(loopback);
+    }
+    let list = var("NO_PROXY")
+        .or_else(|| var("no_proxy"))
+        .unwrap_or_default();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if entry.contains('/') {
+            continue; // CIDR ranges: not supported by ureq.
+        }
+        // `host:port` → `host` (not for IPv6 addresses).
+        let entry = match entry.split_once(':') {
+            Some((host, port)) if !port.contains(':') && !entry.starts_with('[') => host,
+            _ => entry,
+        };
+        builder = builder.no_proxy(entry);
+        if !entry.starts_with(['.', '*']) {
+            builder = builder.no_proxy(&format!(".{entry}"));
+        }
+    }
+    builder.build().ok()
+}
+
 /// The base URLs to try for `registry`, in order.
 pub(crate) fn registry_bases(registry: &str, config: &RegistryConfig) -> Vec<String> {
-    let host = if registry == DOCKER_HUB {
-        "registry-1.docker.io"
-    } else {
-        registry
-    };
+    let host = registry_host(registry);
     if config.is_insecure(registry) {
         vec![format!("https://{host}"), format!("http://{host}")]
     } else {
         vec![format!("https://{host}")]
     }
+}
+
+/// The host that serves `registry`'s API.
+pub(crate) fn registry_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+/// An agent and where to log its exchanges.
+#[derive(Clone)]
+pub(crate) struct Http {
+    pub agent: Agent,
+    pub log: Option<HttpLog>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,17 +201,76 @@ enum Challenge {
     },
 }
 
+/// What a request needs: the token scopes to ask for, and the repository errors name.
+#[derive(Debug, Clone)]
+pub(crate) struct Access {
+    pub repository: String,
+    scopes: Vec<String>,
+    push: bool,
+}
+
+impl Access {
+    /// `repository:<repository>:pull`.
+    pub(crate) fn pull(repository: &str) -> Self {
+        Self {
+            repository: repository.to_string(),
+            scopes: vec![format!("repository:{repository}:pull")],
+            push: false,
+        }
+    }
+
+    /// `repository:<repository>:pull,push`, plus `repository:<from>:pull` for each repository
+    /// blobs may be mounted from (one token then serves the whole push).
+    pub(crate) fn push(repository: &str, mount_from: &[String]) -> Self {
+        let mut scopes = vec![format!("repository:{repository}:pull,push")];
+        for from in mount_from {
+            let scope = format!("repository:{from}:pull");
+            if !scopes.contains(&scope) {
+                scopes.push(scope);
+            }
+        }
+        Self {
+            repository: repository.to_string(),
+            scopes,
+            push: true,
+        }
+    }
+}
+
+/// A request body that can be sent again (after a 401, or on a retry).
+pub(crate) enum Payload<'a> {
+    /// No body (`GET`, `HEAD`, `DELETE`).
+    None,
+    Bytes(&'a [u8]),
+    /// `len` bytes of `path` from `offset`; `on_sent` gets the bytes sent so far.
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+        on_sent: &'a (dyn Fn(u64) + Sync),
+    },
+}
+
+struct CachedToken {
+    token: Arc<str>,
+    expires: Instant,
+}
+
 /// One registry (or mirror) at one base URL, with its auth state.
 pub(crate) struct Endpoint {
-    agent: Agent,
+    http: Http,
     /// How errors and events name it: `ghcr.io`, `mirror http://127.0.0.1:5000`.
     pub(crate) name: String,
     /// The name credentials are stored under (`docker login <login>`).
     login: String,
     base: String,
     lookup: CredentialLookup,
+    resolved: OnceLock<Resolved>,
     challenge: Mutex<Option<Challenge>>,
-    tokens: Mutex<HashMap<String, Arc<str>>>,
+    /// Scope set → token.
+    tokens: Mutex<HashMap<String, CachedToken>>,
+    /// Held while a token is fetched.
+    fetching: Mutex<()>,
 }
 
 /// A manifest as served.
@@ -112,27 +284,31 @@ impl Endpoint {
     /// Pings `<base>/v2/` for each candidate base in turn (HTTPS before HTTP for insecure
     /// registries) and keeps the first that answers, with its auth challenge.
     pub(crate) fn connect(
-        agent: &Agent,
+        http: &Http,
         name: &str,
         login: &str,
         bases: &[String],
         lookup: &CredentialLookup,
     ) -> Result<Self, RegistryError> {
-        // (url, what went wrong)
-        let mut failures: Vec<(String, String)> = Vec::new();
+        // (url, what went wrong, whether trying again may help)
+        let mut failures: Vec<(String, String, bool)> = Vec::new();
         for base in bases {
             let mut endpoint = Self {
-                agent: agent.clone(),
+                http: http.clone(),
                 name: name.to_string(),
                 login: login.to_string(),
                 base: base.clone(),
                 lookup: lookup.clone(),
+                resolved: OnceLock::new(),
                 challenge: Mutex::new(None),
                 tokens: Mutex::new(HashMap::new()),
+                fetching: Mutex::new(()),
             };
             let url = format!("{base}/v2/");
-            match endpoint.raw(Method::GET, &url, &[], None) {
-                Err(RegistryError::Transport { message, .. }) => failures.push((url, message)),
+            match endpoint.raw(Method::GET, &url, &[], &Payload::None) {
+                Err(RegistryError::Transport {
+                    message, retryable, ..
+                }) => failures.push((url, message, retryable)),
                 Err(other) => return Err(other),
                 // 200: open; 401: tells how to authenticate. Anything else is not a registry API.
                 Ok(response) if matches!(response.status().as_u16(), 200 | 401) => {
@@ -151,12 +327,14 @@ impl Endpoint {
                         format!(
                             "HTTP {status}{separator}{message}, which is not a registry API answer"
                         ),
+                        false,
                     ));
                 }
             }
         }
-        let (url, mut message) = failures.pop().expect("at least one base URL");
-        for (other_url, other) in failures {
+        let retryable = failures.iter().any(|(_, _, retryable)| *retryable);
+        let (url, mut message, _) = failures.pop().expect("at least one base URL");
+        for (other_url, other, _) in failures {
             let _ = write!(message, "; also tried {other_url}: {other}");
         }
         Err(RegistryError::Transport {
@@ -164,7 +342,13 @@ impl Endpoint {
             method: "GET",
             url,
             message,
+            retryable,
         })
+    }
+
+    /// `https://host[:port]` (or a mirror's base URL).
+    pub(crate) fn base(&self) -> &str {
+        &self.base
     }
 
     /// The manifest `reference` (tag or digest) of `repository`.
@@ -174,13 +358,15 @@ impl Endpoint {
         reference: &str,
     ) -> Result<FetchedManifest, RegistryError> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
-        let mut response = self.send(
+        let access = Access::pull(repository);
+        let mut response = self.request(
             Method::GET,
             &url,
-            repository,
+            &access,
             &[("Accept", manifest::ACCEPT)],
+            &Payload::None,
         )?;
-        self.check_manifest_status(&mut response, "GET", &url, repository, reference)?;
+        self.check_manifest_status(&mut response, "GET", &url, &access, reference)?;
         let content_type = header(&response, "content-type");
         let digest_header = header(&response, "docker-content-digest");
         let bytes = response
@@ -203,14 +389,16 @@ impl Endpoint {
         reference: &str,
     ) -> Result<Option<(String, Option<String>)>, RegistryError> {
         let url = format!("{}/v2/{repository}/manifests/{reference}", self.base);
-        let mut response = self.send(
+        let access = Access::pull(repository);
+        let mut response = self.request(
             Method::HEAD,
             &url,
-            repository,
+            &access,
             &[("Accept", manifest::ACCEPT)],
+            &Payload::None,
         )?;
         if matches!(response.status().as_u16(), 403 | 404) {
-            self.check_manifest_status(&mut response, "HEAD", &url, repository, reference)?;
+            self.check_manifest_status(&mut response, "HEAD", &url, &access, reference)?;
         }
         if !response.status().is_success() {
             return Ok(None);
@@ -226,28 +414,29 @@ impl Endpoint {
         digest: &str,
     ) -> Result<Response<Body>, RegistryError> {
         let url = format!("{}/v2/{repository}/blobs/{digest}", self.base);
-        let mut response = self.send(Method::GET, &url, repository, &[])?;
+        let access = Access::pull(repository);
+        let mut response = self.request(Method::GET, &url, &access, &[], &Payload::None)?;
         match response.status().as_u16() {
             200..=299 => Ok(response),
-            403 => Err(self.unauthorized(repository, 403, &mut response)),
+            403 => Err(self.unauthorized(&access, 403, &mut response)),
             _ => Err(self.status_error("GET", &url, &mut response)),
         }
     }
 
-    fn check_manifest_status(
+    pub(crate) fn check_manifest_status(
         &self,
         response: &mut Response<Body>,
         method: &'static str,
         url: &str,
-        repository: &str,
+        access: &Access,
         reference: &str,
     ) -> Result<(), RegistryError> {
         match response.status().as_u16() {
             200..=299 => Ok(()),
-            403 => Err(self.unauthorized(repository, 403, response)),
+            403 => Err(self.unauthorized(access, 403, response)),
             404 => Err(RegistryError::ManifestNotFound {
                 registry: self.name.clone(),
-                repository: repository.to_string(),
+                repository: access.repository.clone(),
                 reference: reference.to_string(),
                 message: error_message(response),
             }),
@@ -255,19 +444,28 @@ impl Endpoint {
         }
     }
 
-    /// Sends a request with the right `Authorization`, fetching or refreshing a token (or
-    /// switching to Basic) once if the registry answers 401.
-    fn send(
+    /// Sends a request with the right `Authorization` (only to the registry's own origin),
+    /// fetching or refreshing a token (or switching to Basic) once if the registry answers 401.
+    /// A final 401 is an [`RegistryError::Unauthorized`]; other statuses are returned.
+    pub(crate) fn request(
         &self,
         method: Method,
         url: &str,
-        repository: &str,
+        access: &Access,
         headers: &[(&str, &str)],
+        payload: &Payload<'_>,
     ) -> Result<Response<Body>, RegistryError> {
-        let scope = format!("repository:{repository}:pull");
-        let authorization = self.authorization(&scope, repository, false)?;
-        let mut response =
-            self.raw_authorized(method.clone(), url, headers, authorization.as_deref())?;
+        if !same_origin(url, &self.base) {
+            return self.raw(method, url, headers, payload);
+        }
+        let authorization = self.authorization(access, false, None)?;
+        let mut response = self.raw_authorized(
+            method.clone(),
+            url,
+            headers,
+            authorization.as_deref(),
+            payload,
+        )?;
         if response.status().as_u16() != 401 {
             return Ok(response);
         }
@@ -277,120 +475,156 @@ impl Endpoint {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(challenge);
         }
-        let retry = self.authorization(&scope, repository, true)?;
+        let retry = self.authorization(access, true, authorization.as_deref())?;
         if retry.is_none() || retry == authorization {
-            return Err(self.unauthorized(repository, 401, &mut response));
+            return Err(self.unauthorized(access, 401, &mut response));
         }
-        let mut response = self.raw_authorized(method, url, headers, retry.as_deref())?;
+        let mut response = self.raw_authorized(method, url, headers, retry.as_deref(), payload)?;
         if response.status().as_u16() == 401 {
-            return Err(self.unauthorized(repository, 401, &mut response));
+            return Err(self.unauthorized(access, 401, &mut response));
         }
         Ok(response)
     }
 
+    /// The credentials, resolved (running credential helpers) on first use.
+    fn credentials(&self) -> &Resolved {
+        self.resolved.get_or_init(|| self.lookup.resolve())
+    }
+
     /// The `Authorization` value for the current challenge, if any.
+    /// With `refresh`, the token in `rejected` (the `Authorization` the registry just refused)
+    /// is not reused. One thread at a time fetches tokens, so parallel jobs share one.
     fn authorization(
         &self,
-        scope: &str,
-        repository: &str,
+        access: &Access,
         refresh: bool,
+        rejected: Option<&str>,
     ) -> Result<Option<String>, RegistryError> {
         let challenge = self
             .challenge
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        match (challenge, &self.lookup.credentials) {
-            (Some(Challenge::Basic), Credentials::Basic { username, password }) => {
+        let Some(challenge) = challenge else {
+            return Ok(None);
+        };
+        match (challenge, &self.credentials().credentials) {
+            (Challenge::Basic, Credentials::Basic { username, password }) => {
                 Ok(Some(basic(username, password)))
             }
-            (None | Some(Challenge::Basic), _) => Ok(None),
-            (Some(Challenge::Bearer { .. }), Credentials::RegistryToken(token)) => {
+            (Challenge::Basic, _) => Ok(None),
+            (Challenge::Bearer { .. }, Credentials::RegistryToken(token)) => {
                 Ok(Some(format!("Bearer {token}")))
             }
             (
-                Some(Challenge::Bearer {
+                Challenge::Bearer {
                     realm,
                     service,
                     scope: challenge_scope,
-                }),
+                },
                 _,
             ) => {
-                if !refresh
-                    && let Some(token) = self
-                        .tokens
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .get(scope)
-                {
-                    return Ok(Some(format!("Bearer {token}")));
+                let key = access.scopes.join(" ");
+                let cached = || {
+                    let tokens = self.tokens.lock().unwrap_or_else(PoisonError::into_inner);
+                    let cached = tokens.get(&key)?;
+                    let header = format!("Bearer {}", cached.token);
+                    let usable = Instant::now() < cached.expires
+                        && !(refresh && rejected == Some(header.as_str()));
+                    usable.then_some(header)
+                };
+                if let Some(header) = cached() {
+                    return Ok(Some(header));
                 }
-                let mut scopes = vec![scope.to_string()];
+                let _fetching = self.fetching.lock().unwrap_or_else(PoisonError::into_inner);
+                // Another job may have fetched one while this one waited.
+                if let Some(header) = cached() {
+                    return Ok(Some(header));
+                }
+                let mut scopes = access.scopes.clone();
                 if let Some(extra) = challenge_scope
-                    && extra != scope
+                    && !scopes.iter().any(|s| same_scope(s, &extra))
                 {
                     scopes.push(extra);
                 }
-                let token: Arc<str> = self
-                    .fetch_token(&realm, service.as_deref(), &scopes, repository)?
-                    .into();
+                let (token, lifetime) =
+                    self.fetch_token(&realm, service.as_deref(), &scopes, access)?;
+                let expires = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
+                let header = format!("Bearer {token}");
                 self.tokens
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(scope.to_string(), token.clone());
-                Ok(Some(format!("Bearer {token}")))
+                    .insert(
+                        key,
+                        CachedToken {
+                            token: token.into(),
+                            expires,
+                        },
+                    );
+                Ok(Some(header))
             }
         }
     }
 
+    /// A token from the token service: `OAuth2` (`POST`, `grant_type=refresh_token`) for an
+    /// identity token, falling back to `GET` with Basic if the service has no `OAuth2` endpoint;
+    /// else `GET`, with Basic credentials if there are any.
     fn fetch_token(
         &self,
         realm: &str,
         service: Option<&str>,
         scopes: &[String],
-        repository: &str,
-    ) -> Result<String, RegistryError> {
+        access: &Access,
+    ) -> Result<(String, Duration), RegistryError> {
         let shown = realm.split('?').next().unwrap_or(realm).to_string();
         let mut params: Vec<(&str, &str)> = Vec::new();
         if let Some(service) = service {
             params.push(("service", service));
         }
-        for scope in scopes {
-            params.push(("scope", scope));
-        }
-        let mut response = match &self.lookup.credentials {
-            Credentials::IdentityToken(refresh_token) => {
-                params.extend([
+        let get = |credentials: Option<(&str, &str)>| {
+            let mut params = params.clone();
+            for scope in scopes {
+                params.push(("scope", scope));
+            }
+            let separator = if realm.contains('?') { '&' } else { '?' };
+            let url = format!("{realm}{separator}{}", encode_query(&params));
+            let auth = credentials.map(|(user, password)| basic(user, password));
+            let headers: Vec<(&str, &str)> = auth
+                .as_deref()
+                .map(|a| ("Authorization", a))
+                .into_iter()
+                .collect();
+            self.raw(Method::GET, &url, &headers, &Payload::None)
+        };
+        let mut response = match &self.credentials().credentials {
+            Credentials::IdentityToken { username, token } => {
+                let joined = scopes.join(" ");
+                let mut form = params.clone();
+                form.extend([
+                    ("scope", joined.as_str()),
                     ("grant_type", "refresh_token"),
                     ("client_id", "liftoff"),
-                    ("refresh_token", refresh_token),
+                    ("refresh_token", token.as_str()),
                 ]);
-                let form = encode_query(&params);
-                self.raw(
+                let form = encode_query(&form);
+                let response = self.raw(
                     Method::POST,
                     realm,
                     &[("Content-Type", "application/x-www-form-urlencoded")],
-                    Some(form.as_bytes()),
-                )?
+                    &Payload::Bytes(form.as_bytes()),
+                )?;
+                if matches!(response.status().as_u16(), 404 | 405) {
+                    get(Some((username, token)))?
+                } else {
+                    response
+                }
             }
-            credentials => {
-                let separator = if realm.contains('?') { '&' } else { '?' };
-                let url = format!("{realm}{separator}{}", encode_query(&params));
-                let auth = match credentials {
-                    Credentials::Basic { username, password } => Some(basic(username, password)),
-                    _ => None,
-                };
-                let headers: Vec<(&str, &str)> = auth
-                    .as_deref()
-                    .map(|a| ("Authorization", a))
-                    .into_iter()
-                    .collect();
-                self.raw(Method::GET, &url, &headers, None)?
-            }
+            Credentials::Basic { username, password } => get(Some((username, password)))?,
+            _ => get(None)?,
         };
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
-            return Err(self.unauthorized(repository, status, &mut response));
+            return Err(self.unauthorized(access, status, &mut response));
         }
         if !response.status().is_success() {
             return Err(self.status_error("GET", &shown, &mut response));
@@ -407,52 +641,112 @@ impl Endpoint {
                 method: "GET",
                 url: shown.clone(),
                 message: format!("the token service's answer is unreadable: {e}"),
+                retryable: true,
             })?;
+        let lifetime = body
+            .get("expires_in")
+            .and_then(serde_json::Value::as_u64)
+            .filter(|&s| s > 0)
+            .map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
         ["token", "access_token"]
             .iter()
             .find_map(|key| body.get(key).and_then(serde_json::Value::as_str))
             .filter(|t| !t.is_empty())
-            .map(str::to_string)
+            .map(|t| (t.to_string(), lifetime))
             .ok_or_else(|| RegistryError::Transport {
                 registry: self.name.clone(),
                 method: "GET",
                 url: shown,
                 message: "the token service answered without a `token`".to_string(),
+                retryable: false,
             })
     }
 
-    /// One HTTP exchange, no auth logic. Transport failures name the endpoint and the URL
-    /// (without its query, which may carry token-request parameters).
+    /// One HTTP exchange, no auth logic, logged to the debug log. Transport failures name the
+    /// endpoint and the URL (without its query, which may carry token-request parameters).
     fn raw(
         &self,
         method: Method,
         url: &str,
         headers: &[(&str, &str)],
-        body: Option<&[u8]>,
+        payload: &Payload<'_>,
     ) -> Result<Response<Body>, RegistryError> {
         let method_name = method_name(&method);
         let mut builder = http::Request::builder().method(method).uri(url);
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        match body {
-            Some(body) => builder
-                .body(body.to_vec())
-                .map_err(|e| self.transport_message(method_name, url, e.to_string()))
-                .and_then(|req| {
-                    self.agent
-                        .run(req)
-                        .map_err(|e| self.transport(method_name, url, &e))
-                }),
-            None => builder
+        let build_error = |e: http::Error| self.transport_message(method_name, url, e.to_string());
+        // Only `GET`/`HEAD` follow redirects (blob downloads are redirected to storage); an
+        // upload redirected elsewhere is returned as is, never re-sent blindly.
+        let follow = matches!(method_name, "GET" | "HEAD");
+        let result = match payload {
+            Payload::None => builder
                 .body(())
-                .map_err(|e| self.transport_message(method_name, url, e.to_string()))
-                .and_then(|req| {
-                    self.agent
-                        .run(req)
-                        .map_err(|e| self.transport(method_name, url, &e))
-                }),
+                .map_err(build_error)
+                .and_then(|req| self.run(req, follow, method_name, url)),
+            Payload::Bytes(bytes) => builder
+                .body(*bytes)
+                .map_err(build_error)
+                .and_then(|req| self.run(req, follow, method_name, url)),
+            Payload::File {
+                path,
+                offset,
+                len,
+                on_sent,
+            } => {
+                let mut file = File::open(path).map_err(|e| RegistryError::io("open", *path, e))?;
+                file.seek(SeekFrom::Start(*offset))
+                    .map_err(|e| RegistryError::io("read", *path, e))?;
+                let mut reader = Counting {
+                    inner: file.take(*len),
+                    sent: 0,
+                    on_sent: *on_sent,
+                };
+                builder
+                    .header("Content-Length", len.to_string())
+                    .body(SendBody::from_reader(&mut reader))
+                    .map_err(build_error)
+                    .and_then(|req| self.run(req, follow, method_name, url))
+            }
+        };
+        if let Some(log) = &self.http.log {
+            let shown = redact_url(url);
+            match &result {
+                Ok(response) => log(&format!(
+                    "{method_name} {shown} -> {}",
+                    response.status().as_u16()
+                )),
+                Err(RegistryError::Transport { message, .. }) => {
+                    log(&format!("{method_name} {shown} -> failed: {message}"));
+                }
+                Err(other) => log(&format!("{method_name} {shown} -> failed: {other}")),
+            }
         }
+        result
+    }
+
+    fn run<S: ureq::AsSendBody>(
+        &self,
+        request: http::Request<S>,
+        follow_redirects: bool,
+        method_name: &'static str,
+        url: &str,
+    ) -> Result<Response<Body>, RegistryError> {
+        let request = if follow_redirects {
+            request
+        } else {
+            self.http
+                .agent
+                .configure_request(request)
+                .max_redirects(0)
+                .max_redirects_will_error(false)
+                .build()
+        };
+        self.http
+            .agent
+            .run(request)
+            .map_err(|e| self.transport(method_name, url, &e))
     }
 
     fn raw_authorized(
@@ -461,28 +755,40 @@ impl Endpoint {
         url: &str,
         headers: &[(&str, &str)],
         authorization: Option<&str>,
+        payload: &Payload<'_>,
     ) -> Result<Response<Body>, RegistryError> {
         let mut all: Vec<(&str, &str)> = headers.to_vec();
         if let Some(authorization) = authorization {
             all.push(("Authorization", authorization));
         }
-        self.raw(method, url, &all, None)
+        self.raw(method, url, &all, payload)
     }
 
     fn transport(&self, method: &'static str, url: &str, error: &ureq::Error) -> RegistryError {
-        self.transport_message(method, url, error.to_string())
+        let mut transport = self.transport_message(method, url, error.to_string());
+        if let RegistryError::Transport { retryable, .. } = &mut transport {
+            *retryable = is_retryable(error);
+        }
+        transport
     }
 
-    fn transport_message(&self, method: &'static str, url: &str, message: String) -> RegistryError {
+    /// A transport failure that trying again will not fix.
+    pub(crate) fn transport_message(
+        &self,
+        method: &'static str,
+        url: &str,
+        message: String,
+    ) -> RegistryError {
         RegistryError::Transport {
             registry: self.name.clone(),
             method,
             url: url.split('?').next().unwrap_or(url).to_string(),
             message,
+            retryable: false,
         }
     }
 
-    fn status_error(
+    pub(crate) fn status_error(
         &self,
         method: &'static str,
         url: &str,
@@ -497,52 +803,223 @@ impl Endpoint {
         }
     }
 
-    fn unauthorized(
+    pub(crate) fn unauthorized(
         &self,
-        repository: &str,
+        access: &Access,
         status: u16,
         response: &mut Response<Body>,
     ) -> RegistryError {
         RegistryError::Unauthorized {
             registry: self.name.clone(),
-            repository: repository.to_string(),
+            repository: access.repository.clone(),
             status,
             message: error_message(response),
-            hint: self.login_hint(),
+            hint: self.login_hint(access),
         }
     }
 
-    /// How to get working credentials, given what the Docker config held.
-    fn login_hint(&self) -> String {
+    /// How to get working credentials, given what was found.
+    fn login_hint(&self, access: &Access) -> String {
         let login = &self.login;
-        let config = match (&self.lookup.config_path, self.lookup.config_exists) {
-            (Some(path), true) => path.display().to_string(),
-            (Some(path), false) => format!("{} (which does not exist)", path.display()),
-            (None, _) => "no Docker config (neither DOCKER_CONFIG nor HOME is set)".to_string(),
-        };
-        match &self.lookup.credentials {
-            Credentials::None => {
-                let mut hint = format!(
-                    "No credentials for {login} were found in {config}. If the repository exists and is private, run `docker login {login}` (liftoff reads the `auths` entries of the Docker config; set DOCKER_CONFIG to use another directory)"
-                );
-                if let Some(store) = &self.lookup.creds_store {
-                    let _ = write!(
-                        hint,
-                        "; note that this config keeps logins in the credential helper `docker-credential-{store}`, which liftoff cannot run yet, so put an `auths` entry with `auth` (base64 of `user:password`) in a separate DOCKER_CONFIG"
-                    );
+        let resolved = self.credentials();
+        let how = format!(
+            "run `docker login {login}`, or pass --registry-username and --registry-password (or set {USERNAME_VAR} and {PASSWORD_VAR})"
+        );
+        let mut hint = match &resolved.origin {
+            None => {
+                let consulted = if self.lookup.consulted.is_empty() {
+                    "no credential source (none were given, and neither DOCKER_CONFIG nor HOME is set)".to_string()
+                } else {
+                    self.lookup.consulted.join(", ")
+                };
+                if access.push {
+                    format!(
+                        "No credentials for {login} were found in {consulted}. Pushing needs credentials with push access: {how}"
+                    )
+                } else {
+                    format!(
+                        "No credentials for {login} were found in {consulted}. If the repository exists and is private, {how}"
+                    )
                 }
-                hint
             }
-            Credentials::Helper(helper) => format!(
-                "{config} keeps the credentials for {login} in the credential helper `docker-credential-{helper}`, which liftoff cannot run yet; put an `auths` entry for {login} with `auth` (base64 of `user:password`) in a config.json and point DOCKER_CONFIG at its directory"
-            ),
-            Credentials::Basic { .. }
-            | Credentials::IdentityToken(_)
-            | Credentials::RegistryToken(_) => format!(
-                "The credentials for {login} in {config} were rejected or do not grant pull access to this repository; check the repository name, then run `docker login {login}` again"
-            ),
+            Some(origin) => {
+                let action = if access.push { "push" } else { "pull" };
+                format!(
+                    "The credentials for {login} from {origin} were rejected or do not grant {action} access to this repository; check the repository name, then {how} with credentials that have {action} access"
+                )
+            }
+        };
+        for failure in &resolved.helper_failures {
+            let _ = write!(hint, ". Note: the credential helper {failure}");
         }
+        hint
     }
+
+    /// Where an upload continues: the response's `Location`, resolved against the request URL.
+    ///
+    /// Relative locations resolve against the registry. An absolute one may name the registry's
+    /// own host (an `http://` location there is upgraded to `https://` when the registry is
+    /// reached over HTTPS: TLS-terminating proxies send those), or another host, unless the
+    /// registry is public and that host is private (loopback, private ranges, link-local,
+    /// `localhost`: a public registry must not steer liftoff into the local network; host names
+    /// are not resolved for this check), or the redirect would downgrade HTTPS to plain HTTP.
+    pub(crate) fn location(
+        &self,
+        current: &str,
+        response: &Response<Body>,
+    ) -> Result<String, RegistryError> {
+        let location = header(response, "location").ok_or_else(|| RegistryError::Protocol {
+            registry: self.name.clone(),
+            message: format!(
+                "{} answered HTTP {} without a Location header, so the upload cannot continue",
+                current.split('?').next().unwrap_or(current),
+                response.status().as_u16()
+            ),
+        })?;
+        resolve_location(&self.base, current, &location).map_err(|message| {
+            RegistryError::Protocol {
+                registry: self.name.clone(),
+                message,
+            }
+        })
+    }
+}
+
+/// See [`Endpoint::location`].
+fn resolve_location(base: &str, current: &str, location: &str) -> Result<String, String> {
+    let (base_scheme, base_rest) = base.split_once("://").unwrap_or(("https", base));
+    let base_authority = base_rest.split('/').next().unwrap_or(base_rest);
+    let origin = format!("{base_scheme}://{base_authority}");
+    if let Some(path) = location.strip_prefix("//") {
+        return resolve_location(base, current, &format!("{base_scheme}://{path}"));
+    }
+    if location.starts_with('/') {
+        return Ok(format!("{origin}{location}"));
+    }
+    let Some((scheme, rest)) = location.split_once("://") else {
+        // Relative to the current URL's directory.
+        let current = current.split('?').next().unwrap_or(current);
+        let dir = current.rsplit_once('/').map_or(current, |(dir, _)| dir);
+        return Ok(format!("{dir}/{location}"));
+    };
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return Err(format!(
+            "the upload Location `{}` is not an http(s) URL; refusing to follow it",
+            location.split('?').next().unwrap_or(location)
+        ));
+    }
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let after = &rest[authority.len()..];
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if authority.eq_ignore_ascii_case(base_authority) {
+        // The registry's own host: keep the scheme liftoff reached it with.
+        return Ok(format!("{base_scheme}://{authority}{after}"));
+    }
+    let shown = format!("{scheme}://{authority}");
+    if base_scheme == "https" && scheme == "http" {
+        return Err(format!(
+            "the registry sent the upload to {shown}, which would downgrade HTTPS to plain HTTP; refusing"
+        ));
+    }
+    if is_private(authority) && !is_private(base_authority) {
+        return Err(format!(
+            "the registry sent the upload to {shown}, a private or loopback address, while the registry itself is public; refusing to follow it (a public registry must not redirect into private networks)"
+        ));
+    }
+    Ok(format!("{scheme}://{authority}{after}"))
+}
+
+/// `repository:a:pull,push` and `repository:a:push,pull` are the same scope.
+fn same_scope(a: &str, b: &str) -> bool {
+    let split = |scope: &str| {
+        let (resource, actions) = scope.rsplit_once(':').unwrap_or((scope, ""));
+        let mut actions: Vec<&str> = actions.split(',').map(str::trim).collect();
+        actions.sort_unstable();
+        (resource.to_string(), actions.join(","))
+    };
+    split(a) == split(b)
+}
+
+/// Connection failures that may go away: refused or reset connections, timeouts, responses cut
+/// short. TLS verification failures and unknown hosts will not.
+fn is_retryable(error: &ureq::Error) -> bool {
+    use std::io::ErrorKind;
+    match error {
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            ErrorKind::ConnectionRefused
+                | ErrorKind::ConnectionReset
+                | ErrorKind::ConnectionAborted
+                | ErrorKind::NotConnected
+                | ErrorKind::BrokenPipe
+                | ErrorKind::UnexpectedEof
+                | ErrorKind::TimedOut
+                | ErrorKind::Interrupted
+                | ErrorKind::WouldBlock
+        ),
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => true,
+        _ => false,
+    }
+}
+
+/// Whether `url` is on the same scheme, host and port as `base` (credentials go only there).
+fn same_origin(url: &str, base: &str) -> bool {
+    let origin = |u: &str| {
+        let (scheme, rest) = u.split_once("://").unwrap_or(("", u));
+        let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+        (scheme.to_ascii_lowercase(), authority.to_ascii_lowercase())
+    };
+    origin(url) == origin(base)
+}
+
+/// Counts what goes out.
+struct Counting<'a, R> {
+    inner: R,
+    sent: u64,
+    on_sent: &'a (dyn Fn(u64) + Sync),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.sent += n as u64;
+        (self.on_sent)(self.sent);
+        Ok(n)
+    }
+}
+
+/// A URL for the debug log: query values that may be secrets (signatures, tokens, credentials,
+/// upload state) are replaced by `REDACTED`.
+pub(crate) fn redact_url(url: &str) -> String {
+    let Some((path, query)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let sensitive = [
+        "sig",
+        "token",
+        "key",
+        "secret",
+        "password",
+        "credential",
+        "state",
+        "auth",
+        "code",
+        "session",
+    ];
+    let redacted: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let (name, _) = pair.split_once('=').unwrap_or((pair, ""));
+            let lower = name.to_ascii_lowercase();
+            if sensitive.iter().any(|s| lower.contains(s)) {
+                format!("{name}=REDACTED")
+            } else {
+                pair.to_string()
+            }
+        })
+        .collect();
+    format!("{path}?{}", redacted.join("&"))
 }
 
 fn method_name(method: &Method) -> &'static str {
@@ -562,7 +1039,7 @@ fn basic(username: &str, password: &str) -> String {
     format!("Basic {encoded}")
 }
 
-fn header(response: &Response<Body>, name: &str) -> Option<String> {
+pub(crate) fn header(response: &Response<Body>, name: &str) -> Option<String> {
     response
         .headers()
         .get(name)
@@ -649,7 +1126,7 @@ fn parse_params(mut rest: &str) -> Vec<(String, String)> {
 }
 
 /// The registry's error text: `CODE: message` from `{"errors":[…]}`, else a short excerpt.
-fn error_message(response: &mut Response<Body>) -> String {
+pub(crate) fn error_message(response: &mut Response<Body>) -> String {
     let Ok(body) = response
         .body_mut()
         .with_config()
@@ -694,7 +1171,7 @@ fn error_message(response: &mut Response<Body>) -> String {
 }
 
 /// `application/x-www-form-urlencoded` / query encoding.
-fn encode_query(params: &[(&str, &str)]) -> String {
+pub(crate) fn encode_query(params: &[(&str, &str)]) -> String {
     params
         .iter()
         .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
@@ -751,5 +1228,117 @@ mod tests {
             encode_query(&[("scope", "repository:a/b:pull,push"), ("service", "x y")]),
             "scope=repository%3Aa%2Fb%3Apull%2Cpush&service=x%20y"
         );
+    }
+
+    #[test]
+    fn upload_locations() {
+        let public = "https://registry.example";
+        let current = "https://registry.example/v2/a/blobs/uploads/";
+        assert_eq!(
+            resolve_location(public, current, "/v2/a/blobs/uploads/u1?_state=x").unwrap(),
+            "https://registry.example/v2/a/blobs/uploads/u1?_state=x"
+        );
+        assert_eq!(
+            resolve_location(public, current, "u2").unwrap(),
+            "https://registry.example/v2/a/blobs/uploads/u2"
+        );
+        // Its own host over http: upgraded.
+        assert_eq!(
+            resolve_location(public, current, "http://REGISTRY.example/v2/a/x?y=1").unwrap(),
+            "https://REGISTRY.example/v2/a/x?y=1"
+        );
+        // Another public host (a storage backend) is fine.
+        assert_eq!(
+            resolve_location(public, current, "https://storage.example/up?sig=1").unwrap(),
+            "https://storage.example/up?sig=1"
+        );
+        for refused in [
+            "https://127.0.0.1:5000/v2/a",
+            "https://10.0.0.8/v2/a",
+            "https://169.254.169.254/latest",
+            "https://[::1]/x",
+            "https://localhost/x",
+            "http://storage.example/up",
+            "file:///etc/passwd",
+        ] {
+            let err = resolve_location(public, current, refused).expect_err(refused);
+            assert!(err.contains("refus"), "{err}");
+        }
+        // A private registry may point anywhere (another local port, say).
+        let local = "http://127.0.0.1:5000";
+        assert_eq!(
+            resolve_location(
+                local,
+                "http://127.0.0.1:5000/v2/",
+                "http://127.0.0.1:6000/u"
+            )
+            .unwrap(),
+            "http://127.0.0.1:6000/u"
+        );
+    }
+
+    #[test]
+    fn equivalent_scopes() {
+        assert!(same_scope(
+            "repository:a/b:pull,push",
+            "repository:a/b:push,pull"
+        ));
+        assert!(!same_scope(
+            "repository:a/b:pull",
+            "repository:a/b:pull,push"
+        ));
+        assert!(!same_scope("repository:a/b:pull", "repository:a/c:pull"));
+    }
+
+    #[test]
+    fn origins_and_log_redaction() {
+        assert!(same_origin("https://r.example/v2/x?y", "https://R.example"));
+        assert!(!same_origin(
+            "https://r.example:444/v2/x",
+            "https://r.example"
+        ));
+        assert!(!same_origin("http://r.example/v2/x", "https://r.example"));
+        assert_eq!(
+            redact_url("https://s.example/b?X-Amz-Signature=abc&digest=sha256:1&_state=zz"),
+            "https://s.example/b?X-Amz-Signature=REDACTED&digest=sha256:1&_state=REDACTED"
+        );
+        assert_eq!(redact_url("https://r.example/v2/"), "https://r.example/v2/");
+    }
+
+    #[test]
+    fn proxies_from_the_environment() {
+        let uri = |u: &str| u.parse::<http::Uri>().unwrap();
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, v)| (*v).to_string())
+            }
+        };
+        assert!(proxy_from(&env(&[])).is_none());
+        let proxy = proxy_from(&env(&[
+            ("https_proxy", "http://user:p%40ss@proxy.example:3128"),
+            (
+                "NO_PROXY",
+                "internal.example, .corp.example,registry.local:5000,10.0.0.0/8",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!((proxy.host(), proxy.port()), ("proxy.example", 3128));
+        assert_eq!(proxy.password(), Some("p@ss"));
+        for direct in [
+            "http://127.0.0.1:5000/v2/",
+            "http://localhost:5000/v2/",
+            "http://[::1]:5000/v2/",
+            "https://internal.example/v2/",
+            "https://sub.internal.example/v2/",
+            "https://a.corp.example/v2/",
+            "http://registry.local:5000/v2/",
+        ] {
+            assert!(proxy.is_no_proxy(&uri(direct)), "{direct}");
+        }
+        for proxied in ["https://ghcr.example/v2/", "https://notinternal.example/"] {
+            assert!(!proxy.is_no_proxy(&uri(proxied)), "{proxied}");
+        }
     }
 }

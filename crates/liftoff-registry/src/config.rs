@@ -1,12 +1,10 @@
-//! Registry settings: mirrors, plain-HTTP registries, extra CA certificates and Docker's
-//! `config.json` credentials.
+//! Registry settings: mirrors, plain-HTTP registries, extra CA certificates (including Docker's
+//! `certs.d`), where credentials come from, and an HTTP debug log.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
-use std::path::{Path, PathBuf};
-
-use base64::Engine as _;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::RegistryError;
 use crate::reference::normalize_registry;
@@ -18,9 +16,46 @@ pub const MIRRORS_VAR: &str = "LIFTOFF_REGISTRY_MIRRORS";
 pub const INSECURE_VAR: &str = "LIFTOFF_INSECURE_REGISTRIES";
 /// Extra PEM CA certificate files, separated like `PATH`.
 pub const CA_CERTS_VAR: &str = "LIFTOFF_REGISTRY_CA_CERTS";
+/// The user name of explicit registry credentials (the CLI's `--registry-username`).
+pub const USERNAME_VAR: &str = "LIFTOFF_REGISTRY_USERNAME";
+/// The password of explicit registry credentials (the CLI's `--registry-password`).
+pub const PASSWORD_VAR: &str = "LIFTOFF_REGISTRY_PASSWORD";
+/// Docker's per-registry CA directory: `<dir>/<host[:port]>/*.crt`.
+pub const DEFAULT_CERTS_D: &str = "/etc/docker/certs.d";
+
+/// Receives one line per HTTP exchange (`PUT https://r.example/v2/a/manifests/v1 -> 201`).
+/// Headers are never included, and query parameters that may carry secrets are redacted.
+pub type HttpLog = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Credentials given explicitly (command line or environment) for one registry. They win over
+/// every other credential source. `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ExplicitCredentials {
+    /// The registry they are for (`ghcr.io`, `127.0.0.1:5000`; Docker Hub's aliases are
+    /// normalised to `docker.io`).
+    pub registry: String,
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for ExplicitCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExplicitCredentials")
+            .field("registry", &self.registry)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
 
 /// How to reach registries.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Credentials are looked up in this order: [`RegistryConfig::explicit`], Docker's
+/// `config.json` (`credHelpers`, then `credsStore`, then `auths`; helpers are run as
+/// `docker-credential-<name> get`), then the podman/skopeo auth files
+/// ([`RegistryConfig::containers_auth`]). Helpers only run when a registry asks for
+/// credentials.
+#[derive(Clone)]
 pub struct RegistryConfig {
     /// `(registry, mirror base URL)`, tried in order before the registry itself. The registry is
     /// a normalised name (`docker.io`, `ghcr.io`); the URL starts with `http://` or `https://`.
@@ -31,13 +66,60 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// PEM files with extra root certificates, trusted in addition to the Mozilla roots.
     pub extra_ca_certs: Vec<PathBuf>,
-    /// Docker's `config.json` (its `auths`). A missing file means no credentials.
+    /// Docker's per-registry CA directory: the `*.crt` files in `<certs_d>/<host[:port]>/` are
+    /// trusted for that registry only. Defaults to [`DEFAULT_CERTS_D`]; `None` turns it off.
+    pub certs_d: Option<PathBuf>,
+    /// Docker's `config.json`. A missing file means no credentials from it.
     pub docker_config: Option<PathBuf>,
+    /// podman/skopeo auth files (`auths`, same shape as Docker's), consulted in order after the
+    /// Docker config. Missing files are skipped.
+    pub containers_auth: Vec<PathBuf>,
+    /// Explicit credentials for one registry (see [`RegistryConfig::with_credentials`]).
+    pub explicit: Option<ExplicitCredentials>,
+    /// The `PATH` searched for `docker-credential-*` helpers (and given to them); `None` means
+    /// this process's `PATH`.
+    pub helper_path: Option<OsString>,
+    /// Called with one line per HTTP exchange, for `--debug` output.
+    pub http_log: Option<HttpLog>,
+}
+
+impl Default for RegistryConfig {
+    fn default() -> Self {
+        Self {
+            mirrors: Vec::new(),
+            insecure: Vec::new(),
+            extra_ca_certs: Vec::new(),
+            certs_d: Some(PathBuf::from(DEFAULT_CERTS_D)),
+            docker_config: None,
+            containers_auth: Vec::new(),
+            explicit: None,
+            helper_path: None,
+            http_log: None,
+        }
+    }
+}
+
+impl fmt::Debug for RegistryConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegistryConfig")
+            .field("mirrors", &self.mirrors)
+            .field("insecure", &self.insecure)
+            .field("extra_ca_certs", &self.extra_ca_certs)
+            .field("certs_d", &self.certs_d)
+            .field("docker_config", &self.docker_config)
+            .field("containers_auth", &self.containers_auth)
+            .field("explicit", &self.explicit)
+            .field("helper_path", &self.helper_path)
+            .field("http_log", &self.http_log.as_ref().map(|_| "<fn>"))
+            .finish()
+    }
 }
 
 impl RegistryConfig {
-    /// Reads [`MIRRORS_VAR`], [`INSECURE_VAR`], [`CA_CERTS_VAR`] and the Docker config location
-    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`) from the environment.
+    /// Reads [`MIRRORS_VAR`], [`INSECURE_VAR`], [`CA_CERTS_VAR`], the Docker config location
+    /// (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`), the podman auth files
+    /// (`$REGISTRY_AUTH_FILE`, else `$XDG_RUNTIME_DIR/containers/auth.json` and
+    /// `~/.config/containers/auth.json`) and `PATH` (for credential helpers) from the environment.
     pub fn from_env() -> Result<Self, RegistryError> {
         Self::from_vars(|name| std::env::var_os(name))
     }
@@ -63,25 +145,62 @@ impl RegistryConfig {
             config.mirrors = parse_mirrors(&value, MIRRORS_VAR)?;
         }
         if let Some(value) = text(INSECURE_VAR)? {
-            config.insecure = value
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(normalize_registry)
-                .collect();
+            for registry in value.split(',') {
+                config.add_insecure(registry);
+            }
         }
         if let Some(value) = var(CA_CERTS_VAR) {
             config.extra_ca_certs = std::env::split_paths(&value)
                 .filter(|p| !p.as_os_str().is_empty())
                 .collect();
         }
-        config.docker_config = match var("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        let nonempty = |name: &str| var(name).filter(|v| !v.is_empty());
+        let home = nonempty("HOME").map(PathBuf::from);
+        config.docker_config = match nonempty("DOCKER_CONFIG") {
             Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-            None => var("HOME")
-                .filter(|v| !v.is_empty())
-                .map(|home| PathBuf::from(home).join(".docker").join("config.json")),
+            None => home.as_ref().map(|h| h.join(".docker").join("config.json")),
         };
+        config.containers_auth = match nonempty("REGISTRY_AUTH_FILE") {
+            Some(file) => vec![PathBuf::from(file)],
+            None => nonempty("XDG_RUNTIME_DIR")
+                .map(|dir| PathBuf::from(dir).join("containers").join("auth.json"))
+                .into_iter()
+                .chain(
+                    home.as_ref()
+                        .map(|h| h.join(".config").join("containers").join("auth.json")),
+                )
+                .collect(),
+        };
+        config.helper_path = var("PATH");
         Ok(config)
+    }
+
+    /// Sets explicit credentials for `registry` (the CLI's `--registry-username` and
+    /// `--registry-password`, or [`USERNAME_VAR`] and [`PASSWORD_VAR`]). They are used for that
+    /// registry before any other source.
+    #[must_use]
+    pub fn with_credentials(mut self, registry: &str, username: &str, password: &str) -> Self {
+        self.explicit = Some(ExplicitCredentials {
+            registry: registry_name(registry),
+            username: username.to_string(),
+            password: password.to_string(),
+        });
+        self
+    }
+
+    /// Allows plain HTTP for `registry` (`host[:port]`, the CLI's `--insecure-registry`; a
+    /// leading `http://` or `https://` and a trailing `/` are ignored).
+    #[must_use]
+    pub fn with_insecure_registry(mut self, registry: &str) -> Self {
+        self.add_insecure(registry);
+        self
+    }
+
+    fn add_insecure(&mut self, registry: &str) {
+        let registry = registry_name(registry);
+        if !registry.is_empty() && !self.insecure.contains(&registry) {
+            self.insecure.push(registry);
+        }
     }
 
     /// Whether `registry` may be reached over plain HTTP.
@@ -96,6 +215,17 @@ impl RegistryConfig {
             .filter(move |(r, _)| normalize_registry(r) == registry)
             .map(|(_, url)| url.as_str())
     }
+}
+
+/// `https://Host:5000/` → `host:5000`; Docker Hub's aliases → `docker.io`.
+fn registry_name(value: &str) -> String {
+    let value = value.trim();
+    let value = value
+        .strip_prefix("https://")
+        .or_else(|| value.strip_prefix("http://"))
+        .unwrap_or(value);
+    let host = value.split('/').next().unwrap_or(value);
+    normalize_registry(&host.to_ascii_lowercase())
 }
 
 /// Parses `registry=url,registry=url`.
@@ -134,204 +264,56 @@ pub(crate) fn parse_mirrors(
     Ok(mirrors)
 }
 
-/// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
-fn is_loopback(registry: &str) -> bool {
-    let host = if let Some(rest) = registry.strip_prefix('[') {
+/// The host of `host[:port]` / `[v6]:port`.
+pub(crate) fn host_of(registry: &str) -> &str {
+    if let Some(rest) = registry.strip_prefix('[') {
         rest.split(']').next().unwrap_or_default()
+    } else if registry.matches(':').count() > 1 {
+        // A bare IPv6 address.
+        registry
     } else {
         registry.split(':').next().unwrap_or_default()
-    };
-    host == "localhost"
-        || host == "::1"
+    }
+}
+
+/// `localhost`, `127.0.0.0/8` and `::1`, with or without a port.
+pub(crate) fn is_loopback(registry: &str) -> bool {
+    let host = host_of(registry);
+    host.eq_ignore_ascii_case("localhost")
         || host
-            .parse::<std::net::Ipv4Addr>()
+            .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Credentials for one registry. `Debug` never shows the secrets.
-#[derive(Clone, Default)]
-pub(crate) enum Credentials {
-    #[default]
-    None,
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// An `OAuth2` refresh token (`identitytoken`), exchanged at the token service.
-    IdentityToken(String),
-    /// A bearer token to use as is (`registrytoken`).
-    RegistryToken(String),
-    /// The Docker config keeps them in a credential helper, which liftoff cannot run yet.
-    Helper(String),
-}
-
-impl fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::None => f.write_str("None"),
-            Self::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Self::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
-            Self::RegistryToken(_) => f.write_str("RegistryToken(<redacted>)"),
-            Self::Helper(helper) => write!(f, "Helper({helper})"),
-        }
+/// Loopback, private-range, link-local and unspecified addresses, and `localhost`: where a
+/// public registry must never send liftoff. Host names other than `localhost` are not resolved.
+pub(crate) fn is_private(registry: &str) -> bool {
+    use std::net::IpAddr;
+    let host = host_of(registry);
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
     }
-}
-
-/// Credentials found for a registry, plus where they came from (for error hints).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct CredentialLookup {
-    pub credentials: Credentials,
-    /// The config file that was consulted (it may not exist).
-    pub config_path: Option<PathBuf>,
-    pub config_exists: bool,
-    /// `credsStore`, when set: the credentials may live there.
-    pub creds_store: Option<String>,
-}
-
-/// The parts of Docker's `config.json` liftoff uses.
-#[derive(Debug, Default)]
-pub(crate) struct DockerConfig {
-    path: Option<PathBuf>,
-    exists: bool,
-    auths: BTreeMap<String, Credentials>,
-    /// Registries listed in `auths` without credentials (`docker login` with a `credsStore`).
-    empty_auths: Vec<String>,
-    cred_helpers: BTreeMap<String, String>,
-    creds_store: Option<String>,
-}
-
-impl DockerConfig {
-    /// Loads `path`; a missing file is an empty config. Error messages never quote values.
-    pub(crate) fn load(path: Option<&Path>) -> Result<Self, RegistryError> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = match std::fs::read(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self {
-                    path: Some(path.to_path_buf()),
-                    ..Self::default()
-                });
-            }
-            Err(e) => return Err(RegistryError::io("read Docker config", path, e)),
-        };
-        let invalid = |message: String| RegistryError::InvalidConfig {
-            setting: format!("Docker config {}", path.display()),
-            message,
-        };
-        // Parse untyped first: serde's type errors would quote the offending (secret) value.
-        let json: serde_json::Value = serde_json::from_slice(&text).map_err(|e| {
-            invalid(format!(
-                "it is not JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ))
-        })?;
-        let mut config = Self {
-            path: Some(path.to_path_buf()),
-            exists: true,
-            ..Self::default()
-        };
-        if let Some(auths) = json.get("auths").and_then(serde_json::Value::as_object) {
-            for (key, entry) in auths {
-                let registry = config_key_registry(key);
-                let credentials = entry_credentials(entry)
-                    .map_err(|message| invalid(format!("auths.\"{key}\": {message}")))?;
-                if matches!(credentials, Credentials::None) {
-                    config.empty_auths.push(registry);
-                } else {
-                    config.auths.insert(registry, credentials);
-                }
-            }
-        }
-        if let Some(helpers) = json
-            .get("credHelpers")
-            .and_then(serde_json::Value::as_object)
-        {
-            for (key, helper) in helpers {
-                if let Some(helper) = helper.as_str() {
-                    config
-                        .cred_helpers
-                        .insert(config_key_registry(key), helper.to_string());
-                }
-            }
-        }
-        config.creds_store = json
-            .get("credsStore")
-            .and_then(serde_json::Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string);
-        Ok(config)
-    }
-
-    /// Credentials for `registry` (a normalised `host[:port]`).
-    pub(crate) fn lookup(&self, registry: &str) -> CredentialLookup {
-        let credentials = if let Some(helper) = self.cred_helpers.get(registry) {
-            Credentials::Helper(helper.clone())
-        } else if let Some(credentials) = self.auths.get(registry) {
-            credentials.clone()
-        } else if let (Some(store), true) = (
-            &self.creds_store,
-            self.empty_auths.iter().any(|r| r == registry),
-        ) {
-            Credentials::Helper(store.clone())
-        } else {
-            Credentials::None
-        };
-        CredentialLookup {
-            credentials,
-            config_path: self.path.clone(),
-            config_exists: self.exists,
-            creds_store: self.creds_store.clone(),
-        }
-    }
-}
-
-/// `https://index.docker.io/v1/` → `docker.io`; `http://host:5000/x` → `host:5000`.
-fn config_key_registry(key: &str) -> String {
-    let key = key
-        .strip_prefix("https://")
-        .or_else(|| key.strip_prefix("http://"))
-        .unwrap_or(key);
-    let host = key.split('/').next().unwrap_or(key);
-    normalize_registry(&host.to_ascii_lowercase())
-}
-
-fn entry_credentials(entry: &serde_json::Value) -> Result<Credentials, String> {
-    let field = |name: &str| {
-        entry
-            .get(name)
-            .and_then(serde_json::Value::as_str)
-            .filter(|s| !s.is_empty())
+    let private_v4 = |ip: std::net::Ipv4Addr| {
+        let [a, b, ..] = ip.octets();
+        ip.is_loopback()
+            || ip.is_private()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            // 100.64.0.0/10, carrier-grade NAT.
+            || (a == 100 && (64..128).contains(&b))
     };
-    if let Some(token) = field("identitytoken") {
-        return Ok(Credentials::IdentityToken(token.to_string()));
+    match host.parse::<IpAddr>() {
+        Ok(IpAddr::V4(ip)) => private_v4(ip),
+        Ok(IpAddr::V6(ip)) => {
+            let first = ip.segments()[0];
+            ip.is_loopback()
+                || ip.is_unspecified()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || ip.to_ipv4_mapped().is_some_and(private_v4)
+        }
+        Err(_) => false,
     }
-    if let Some(token) = field("registrytoken") {
-        return Ok(Credentials::RegistryToken(token.to_string()));
-    }
-    if let Some(auth) = field("auth") {
-        let decoded = base64::engine::general_purpose::STANDARD
-            .decode(auth.trim())
-            .map_err(|_| "the `auth` value is not valid base64".to_string())?;
-        let decoded = String::from_utf8(decoded)
-            .map_err(|_| "the decoded `auth` value is not UTF-8".to_string())?;
-        let (username, password) = decoded
-            .split_once(':')
-            .ok_or_else(|| "the decoded `auth` value is not `username:password`".to_string())?;
-        return Ok(Credentials::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        });
-    }
-    if let (Some(username), Some(password)) = (field("username"), field("password")) {
-        return Ok(Credentials::Basic {
-            username: username.to_string(),
-            password: password.to_string(),
-        });
-    }
-    Ok(Credentials::None)
 }
 
 #[cfg(test)]
@@ -374,6 +356,8 @@ mod tests {
             INSECURE_VAR => Some("registry.local:5000, ".into()),
             CA_CERTS_VAR => Some("/a.pem:/b.pem".into()),
             "HOME" => Some("/home/u".into()),
+            "XDG_RUNTIME_DIR" => Some("/run/user/1".into()),
+            "PATH" => Some("/opt/bin:/usr/bin".into()),
             _ => None,
         })
         .unwrap();
@@ -393,9 +377,20 @@ mod tests {
             config.docker_config,
             Some(PathBuf::from("/home/u/.docker/config.json"))
         );
+        assert_eq!(
+            config.containers_auth,
+            [
+                PathBuf::from("/run/user/1/containers/auth.json"),
+                PathBuf::from("/home/u/.config/containers/auth.json")
+            ]
+        );
+        assert_eq!(config.certs_d, Some(PathBuf::from(DEFAULT_CERTS_D)));
+        assert_eq!(config.helper_path, Some("/opt/bin:/usr/bin".into()));
 
         let config = RegistryConfig::from_vars(|name| match name {
             "DOCKER_CONFIG" => Some("/etc/dc".into()),
+            "REGISTRY_AUTH_FILE" => Some("/etc/auth.json".into()),
+            "XDG_RUNTIME_DIR" => Some("/run/user/1".into()),
             "HOME" => Some("/home/u".into()),
             _ => None,
         })
@@ -404,63 +399,51 @@ mod tests {
             config.docker_config,
             Some(PathBuf::from("/etc/dc/config.json"))
         );
+        assert_eq!(config.containers_auth, [PathBuf::from("/etc/auth.json")]);
     }
 
     #[test]
-    fn docker_config_credentials() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("config.json");
-        std::fs::write(
-            &path,
-            r#"{
-              "auths": {
-                "https://index.docker.io/v1/": {"auth": "dXNlcjpwYTpzcw=="},
-                "ghcr.io": {"username": "u", "password": "p"},
-                "quay.io": {"identitytoken": "refresh"},
-                "helped.example": {}
-              },
-              "credHelpers": {"gcr.io": "gcloud"},
-              "credsStore": "desktop"
-            }"#,
-        )
-        .unwrap();
-        let config = DockerConfig::load(Some(&path)).unwrap();
-        match config.lookup("docker.io").credentials {
-            Credentials::Basic { username, password } => {
-                assert_eq!((username.as_str(), password.as_str()), ("user", "pa:ss"));
-            }
-            other => panic!("{other:?}"),
+    fn builder_methods_and_secret_free_debug() {
+        let log: HttpLog = Arc::new(|_| {});
+        let config = RegistryConfig {
+            http_log: Some(log),
+            ..RegistryConfig::default()
         }
-        assert!(matches!(
-            config.lookup("ghcr.io").credentials,
-            Credentials::Basic { .. }
-        ));
-        assert!(matches!(
-            config.lookup("quay.io").credentials,
-            Credentials::IdentityToken(_)
-        ));
+        .with_credentials("https://index.docker.io/v1/", "me", "hunter2-secret")
+        .with_insecure_registry("http://Registry.Local:5000/")
+        .with_insecure_registry("registry.local:5000");
+        assert_eq!(config.insecure, ["registry.local:5000"]);
+        assert!(config.is_insecure("registry.local:5000"));
+        let explicit = config.explicit.as_ref().unwrap();
+        assert_eq!(explicit.registry, "docker.io");
+        let shown = format!("{config:?}");
         assert!(
-            matches!(config.lookup("gcr.io").credentials, Credentials::Helper(h) if h == "gcloud")
-        );
-        assert!(
-            matches!(config.lookup("helped.example").credentials, Credentials::Helper(h) if h == "desktop")
-        );
-        assert!(matches!(
-            config.lookup("other.example").credentials,
-            Credentials::None
-        ));
-        let shown = format!("{:?}", config.lookup("docker.io").credentials);
-        assert!(
-            !shown.contains("pa:ss") && !shown.contains("dXNlcjpwYTpzcw"),
+            !shown.contains("hunter2") && shown.contains("me") && shown.contains("<fn>"),
             "{shown}"
         );
+    }
 
-        // Errors never quote values.
-        std::fs::write(&path, r#"{"auths": {"x.io": {"auth": "s3cr3t!!"}}}"#).unwrap();
-        let err = DockerConfig::load(Some(&path)).unwrap_err().to_string();
-        assert!(err.contains("x.io") && !err.contains("s3cr3t"), "{err}");
-
-        let missing = DockerConfig::load(Some(&dir.path().join("nope.json"))).unwrap();
-        assert!(!missing.lookup("docker.io").config_exists);
+    #[test]
+    fn private_addresses() {
+        for private in [
+            "localhost:5000",
+            "127.0.0.1",
+            "10.1.2.3:443",
+            "172.16.0.1",
+            "192.168.1.1:5000",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "[::1]:5000",
+            "[fd00::1]",
+            "[fe80::1]:80",
+            "[::ffff:10.0.0.1]",
+            "registry.localhost",
+        ] {
+            assert!(is_private(private), "{private}");
+        }
+        for public in ["ghcr.io", "8.8.8.8:443", "[2001:db8::1]", "172.32.0.1"] {
+            assert!(!is_private(public), "{public}");
+        }
     }
 }

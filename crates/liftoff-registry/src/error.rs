@@ -28,6 +28,9 @@ pub enum RegistryError {
         method: &'static str,
         url: String,
         message: String,
+        /// Whether trying again may help (connection refused or reset, timeouts), as opposed to
+        /// failures that will repeat (TLS verification, unknown host).
+        retryable: bool,
     },
 
     #[error(
@@ -114,6 +117,11 @@ pub enum RegistryError {
         wanted: String,
         available: Vec<String>,
     },
+
+    /// The registry answered in a way the protocol does not allow (or liftoff refuses to
+    /// follow, like an upload redirected into a private network).
+    #[error("{registry}: {message}")]
+    Protocol { registry: String, message: String },
 
     #[error("OCI layout {}: {message}", path.display())]
     Layout { path: PathBuf, message: String },

@@ -23,15 +23,8 @@ pub fn read_oci_layout(
     cache: &BlobCache,
 ) -> Result<PulledImage, RegistryError> {
     let store = DirStore(dir.to_path_buf());
-    let read = |name: &str| -> Result<Option<Vec<u8>>, RegistryError> {
-        match std::fs::read(dir.join(name)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(RegistryError::io("read", dir.join(name), e)),
-        }
-    };
-    let layout = read("oci-layout")?;
-    let index = read("index.json")?;
+    let layout = read_small(dir, "oci-layout")?;
+    let index = read_small(dir, "index.json")?;
     let source = ImageSource::OciLayout {
         path: dir.to_path_buf(),
         tag: tag.map(str::to_string),
@@ -172,26 +165,8 @@ fn resolve(
         path: store.path().to_path_buf(),
         message,
     };
-    let layout = layout.ok_or_else(|| {
-        layout_error(
-            "there is no `oci-layout` file, so this is not an OCI image layout".to_string(),
-        )
-    })?;
-    let version = serde_json::from_slice::<serde_json::Value>(&layout)
-        .ok()
-        .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
-    if version.as_deref() != Some("1.0.0") {
-        return Err(layout_error(
-            "`oci-layout` does not say {\"imageLayoutVersion\": \"1.0.0\"}".to_string(),
-        ));
-    }
-    let index = index.ok_or_else(|| layout_error("there is no `index.json`".to_string()))?;
     let source_name = source.to_string();
-    let Parsed::Index { manifests, .. } =
-        manifest::parse(&index, Some(OCI_INDEX), &source_name, "index.json")?
-    else {
-        unreachable!("parsed as an index");
-    };
+    let manifests = layout_manifests(store.path(), layout, index, &source_name)?;
     let mut descriptor = select_tag(&manifests, tag).map_err(layout_error)?.clone();
     let wanted = WantedPlatform::new(platform.0, platform.1);
     let mut index_digest = None;
@@ -249,7 +224,49 @@ fn resolve(
     )))
 }
 
-fn select_tag<'a>(
+/// The entries of a layout's `index.json`, after checking its `oci-layout` file.
+pub(crate) fn layout_manifests(
+    path: &Path,
+    layout: Option<Vec<u8>>,
+    index: Option<Vec<u8>>,
+    source_name: &str,
+) -> Result<Vec<Descriptor>, RegistryError> {
+    let layout_error = |message: String| RegistryError::Layout {
+        path: path.to_path_buf(),
+        message,
+    };
+    let layout = layout.ok_or_else(|| {
+        layout_error(
+            "there is no `oci-layout` file, so this is not an OCI image layout".to_string(),
+        )
+    })?;
+    let version = serde_json::from_slice::<serde_json::Value>(&layout)
+        .ok()
+        .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(str::to_string));
+    if version.as_deref() != Some("1.0.0") {
+        return Err(layout_error(
+            "`oci-layout` does not say {\"imageLayoutVersion\": \"1.0.0\"}".to_string(),
+        ));
+    }
+    let index = index.ok_or_else(|| layout_error("there is no `index.json`".to_string()))?;
+    let Parsed::Index { manifests, .. } =
+        manifest::parse(&index, Some(OCI_INDEX), source_name, "index.json")?
+    else {
+        unreachable!("parsed as an index");
+    };
+    Ok(manifests)
+}
+
+/// Reads `name` (`oci-layout`, `index.json`) from the layout directory `dir`, if it exists.
+pub(crate) fn read_small(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, RegistryError> {
+    match std::fs::read(dir.join(name)) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(RegistryError::io("read", dir.join(name), e)),
+    }
+}
+
+pub(crate) fn select_tag<'a>(
     manifests: &'a [Descriptor],
     tag: Option<&str>,
 ) -> Result<&'a Descriptor, String> {

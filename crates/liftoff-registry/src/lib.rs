@@ -1,6 +1,7 @@
 //! Getting base images without a Docker daemon: pull from OCI/Docker registries (mirrors,
 //! anonymous and credentialed token auth, Basic auth, extra CAs) or read OCI layouts and
-//! archives, into a content-addressed blob cache that verifies everything it hands out.
+//! archives, into a content-addressed blob cache that verifies everything it hands out; and
+//! push OCI layouts to registries ([`push_layout`]), verifying the result.
 //!
 //! Manifests are kept byte-exact (their digests are what images are pinned by), so nothing here
 //! re-serialises one.
@@ -8,18 +9,23 @@
 mod cache;
 mod client;
 mod config;
+mod credentials;
 mod digest;
 mod error;
 mod layout;
 mod manifest;
 mod pull;
+mod push;
 mod reference;
 
 use std::fmt;
 use std::path::PathBuf;
 
 pub use cache::BlobCache;
-pub use config::{CA_CERTS_VAR, INSECURE_VAR, MIRRORS_VAR, RegistryConfig};
+pub use config::{
+    CA_CERTS_VAR, DEFAULT_CERTS_D, ExplicitCredentials, HttpLog, INSECURE_VAR, MIRRORS_VAR,
+    PASSWORD_VAR, RegistryConfig, USERNAME_VAR,
+};
 pub use digest::sha256;
 pub use error::RegistryError;
 pub use layout::{read_oci_archive, read_oci_layout};
@@ -27,6 +33,7 @@ pub use manifest::{
     DOCKER_MANIFEST, DOCKER_MANIFEST_LIST, Descriptor, OCI_INDEX, OCI_MANIFEST, Platform,
 };
 pub use pull::pull;
+pub use push::{BlobOutcome, PushEvent, PushOptions, PushedImage, push_layout};
 
 /// The HTTP agent liftoff uses for registries (Mozilla roots plus the configured extra CAs), for
 /// other downloads that should trust the same certificates (`ADD <url>`).

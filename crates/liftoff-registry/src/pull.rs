@@ -4,11 +4,9 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
 use std::time::Duration;
 
-use ureq::Agent;
-
 use crate::cache::{Expect, StoreError};
-use crate::client::{self, Endpoint, FetchedManifest};
-use crate::config::{CredentialLookup, DockerConfig};
+use crate::client::{self, Endpoint, FetchedManifest, Http};
+use crate::credentials::{CredentialLookup, Keychain};
 use crate::digest;
 use crate::manifest::{self, Parsed, WantedPlatform};
 use crate::{
@@ -39,8 +37,7 @@ pub fn pull(
 ) -> Result<PulledImage, RegistryError> {
     let wanted = WantedPlatform::new(platform.0, platform.1);
     cache.remove_stale_temp_files();
-    let docker_config = DockerConfig::load(config.docker_config.as_deref())?;
-    let agent = client::agent(config)?;
+    let keychain = Keychain::load(config)?;
 
     let mut sources: Vec<Source> = config
         .mirrors_for(&reference.registry)
@@ -59,9 +56,11 @@ pub fn pull(
     let count = sources.len();
     let mut attempts = Vec::new();
     for (i, source) in sources.into_iter().enumerate() {
-        let lookup = docker_config.lookup(&source.login);
+        let lookup = keychain.lookup(&source.login, &reference.repository);
+        let hosts = [source.login.as_str(), client::registry_host(&source.login)];
+        let http = client::http_for(config, &hosts)?;
         let endpoint = LazyEndpoint {
-            agent: agent.clone(),
+            http,
             source,
             lookup,
             endpoint: Mutex::new(None),
@@ -94,7 +93,7 @@ struct Source {
 
 /// An endpoint that is only contacted (pinged, authenticated) when something is not cached.
 struct LazyEndpoint {
-    agent: Agent,
+    http: Http,
     source: Source,
     lookup: CredentialLookup,
     endpoint: Mutex<Option<Arc<Endpoint>>>,
@@ -107,7 +106,7 @@ impl LazyEndpoint {
             return Ok(endpoint.clone());
         }
         let endpoint = Arc::new(Endpoint::connect(
-            &self.agent,
+            &self.http,
             &self.source.name,
             &self.source.login,
             &self.source.bases,
@@ -419,6 +418,7 @@ fn ensure_blob(
                 method: "GET",
                 url: format!("/v2/{repository}/blobs/{}", blob.digest),
                 message: format!("the download broke off: {e}"),
+                retryable: true,
             }),
             Err(StoreError::Cache(e)) => Err(e),
             Err(StoreError::TooLong { expected }) => Err(RegistryError::SizeMismatch {
@@ -467,7 +467,7 @@ fn retry<T>(mut attempt: impl FnMut() -> Result<T, RegistryError>) -> Result<T, 
 
 fn transient(error: &RegistryError) -> bool {
     match error {
-        RegistryError::Transport { .. } => true,
+        RegistryError::Transport { retryable, .. } => *retryable,
         RegistryError::Status { status, .. } => {
             matches!(status, 408 | 429 | 499 | 500 | 502 | 503 | 504 | 522)
         }

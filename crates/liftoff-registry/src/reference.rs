@@ -129,7 +129,7 @@ pub(crate) fn normalize_registry(registry: &str) -> String {
     }
 }
 
-fn looks_like_registry(first: &str) -> bool {
+pub(crate) fn looks_like_registry(first: &str) -> bool {
     first.contains('.')
         || first.contains(':')
         || first == "localhost"

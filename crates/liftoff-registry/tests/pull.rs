@@ -565,38 +565,9 @@ fn registry_down_without_mirrors_is_a_clear_error() {
 fn registries_are_reached_over_tls_with_an_extra_ca() {
     require_tools!();
     let fx = fixture();
-    let pki = tempfile::tempdir().unwrap();
-    let p = |name: &str| pki.path().join(name);
-    let ssl = |args: &str| {
-        run(Command::new("openssl")
-            .current_dir(pki.path())
-            .args(args.split_whitespace()));
-    };
-    ssl(
-        "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.crt -subj /CN=liftoff-test-CA \
-         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign",
-    );
-    ssl("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1");
-    fs::write(
-        p("server.ext"),
-        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .unwrap();
-    ssl(
-        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt",
-    );
-    let chain = [
-        fs::read(p("server.crt")).unwrap(),
-        fs::read(p("ca.crt")).unwrap(),
-    ]
-    .concat();
-    fs::write(p("chain.crt"), chain).unwrap();
-    let certs_d = p("certs.d");
-    fs::create_dir_all(&certs_d).unwrap();
-    fs::copy(p("ca.crt"), certs_d.join("ca.crt")).unwrap();
-
+    let pki = common::pki();
     let registry = Registry::start_with(RegistryOptions {
-        tls: Some((p("chain.crt"), p("server.key"))),
+        tls: Some((pki.chain.clone(), pki.key.clone())),
         ..RegistryOptions::default()
     });
     registry.push(
@@ -604,7 +575,7 @@ fn registries_are_reached_over_tls_with_an_extra_ca() {
         "v1",
         "test/tls",
         "v1",
-        &[&format!("--dest-cert-dir={}", certs_d.display())],
+        &[&format!("--dest-cert-dir={}", pki.skopeo_certs.display())],
     );
     let cache_dir = tempfile::tempdir().unwrap();
     let cache = BlobCache::new(cache_dir.path());
@@ -621,7 +592,7 @@ fn registries_are_reached_over_tls_with_an_extra_ca() {
     );
 
     let config = RegistryConfig {
-        extra_ca_certs: vec![p("ca.crt")],
+        extra_ca_certs: vec![pki.ca.clone()],
         ..RegistryConfig::default()
     };
     assert_image(
@@ -633,7 +604,7 @@ fn registries_are_reached_over_tls_with_an_extra_ca() {
     );
 
     let not_pem = RegistryConfig {
-        extra_ca_certs: vec![p("server.ext")],
+        extra_ca_certs: vec![pki.not_pem.clone()],
         ..RegistryConfig::default()
     };
     let err = pull_with_events(&reference, AMD64, &not_pem, &cache)

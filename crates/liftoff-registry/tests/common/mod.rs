@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod token_service;
+
 use std::cell::RefCell;
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -509,5 +512,59 @@ pub fn assert_image(pulled: &PulledImage, expected: &Image, cache: &BlobCache) {
             fs::read(path).unwrap() == *bytes,
             "{digest} content differs"
         );
+    }
+}
+
+/// A test CA and a server certificate for `127.0.0.1`/`localhost` signed by it (rustls refuses
+/// a self-signed CA certificate used as the server's).
+pub struct Pki {
+    pub dir: TempDir,
+    pub ca: PathBuf,
+    /// Server certificate then CA, for the registry's `tls.certificate`.
+    pub chain: PathBuf,
+    pub key: PathBuf,
+    /// A directory holding only `ca.crt` (skopeo's `--dest-cert-dir`).
+    pub skopeo_certs: PathBuf,
+    /// A file that is not PEM.
+    pub not_pem: PathBuf,
+}
+
+pub fn pki() -> Pki {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let ssl = |args: &str| {
+        run(Command::new("openssl")
+            .current_dir(dir.path())
+            .args(args.split_whitespace()));
+    };
+    ssl(
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.crt -subj /CN=liftoff-test-CA \
+         -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign",
+    );
+    ssl("req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1");
+    fs::write(
+        p("server.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n",
+    )
+    .unwrap();
+    ssl(
+        "x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt",
+    );
+    let chain = [
+        fs::read(p("server.crt")).unwrap(),
+        fs::read(p("ca.crt")).unwrap(),
+    ]
+    .concat();
+    fs::write(p("chain.crt"), chain).unwrap();
+    let skopeo_certs = p("certs.d");
+    fs::create_dir_all(&skopeo_certs).unwrap();
+    fs::copy(p("ca.crt"), skopeo_certs.join("ca.crt")).unwrap();
+    Pki {
+        ca: p("ca.crt"),
+        chain: p("chain.crt"),
+        key: p("server.key"),
+        skopeo_certs,
+        not_pem: p("server.ext"),
+        dir,
     }
 }
