@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Build (and, later, deploy) a Trigger.dev project. Flags match `trigger.dev deploy` 3.3.17.
     Deploy(DeployArgs),
+    /// Build the project and its image without the platform; push it or load it into Docker.
+    Build(BuildArgs),
 }
 
 /// Flags shared by every command, as upstream's common options.
@@ -83,13 +85,13 @@ impl DeployEnv {
     }
 }
 
+/// The project and how its extensions run (shared by `deploy` and `build`).
 #[derive(Debug, Args)]
-#[allow(clippy::struct_excessive_bools)]
-pub struct DeployArgs {
+pub struct ProjectArgs {
     /// The path to the project.
     #[arg(default_value = ".")]
     pub path: PathBuf,
-    /// Deploy to a specific environment.
+    /// The environment to build for (and deploy to).
     #[arg(short = 'e', long, value_enum, default_value = "prod")]
     pub env: DeployEnv,
     /// The config file, looked up in the project directory.
@@ -98,26 +100,14 @@ pub struct DeployArgs {
     /// The project ref; overrides `project` in the config file.
     #[arg(short = 'p', long)]
     pub project_ref: Option<String>,
-    /// Build only: keep the build directory, print its path, and exit. Needs no login or network.
-    #[arg(long)]
-    pub dry_run: bool,
     /// A .env file whose variables are available to `process.env` in the config.
     #[arg(long)]
     pub env_file: Option<PathBuf>,
     /// The environment's env vars as the Trigger.dev platform holds them (KEY=VALUE lines), for
     /// extensions that read them, such as prismaExtension's `DATABASE_URL` for `migrate`, when
-    /// building without the platform (`--dry-run`). They are build-time only: never in the image.
+    /// building without the platform. They are build-time only: never in the image.
     #[arg(long, value_name = "FILE")]
     pub server_env_file: Option<PathBuf>,
-    /// Skip the version check (accepted for compatibility; liftoff does not phone home).
-    #[arg(long)]
-    pub skip_update_check: bool,
-    /// Skip syncing env vars from `syncEnvVars` extensions.
-    #[arg(long)]
-    pub skip_sync_env_vars: bool,
-    /// Deploy without promoting the new version to current.
-    #[arg(long)]
-    pub skip_promotion: bool,
     /// Build without this extension (by its name or its call in the config); repeatable.
     /// The plan and the output say it was skipped.
     #[arg(long = "skip-extension", value_name = "NAME")]
@@ -129,9 +119,11 @@ pub struct DeployArgs {
     /// Seconds each custom extension hook may run in the Node sidecar.
     #[arg(long, value_name = "SECONDS", default_value_t = 60)]
     pub extension_timeout: u64,
-    /// Build only the build directory, not the image.
-    #[arg(long)]
-    pub no_image: bool,
+}
+
+/// How the image is built (shared by `deploy` and `build`).
+#[derive(Debug, Args)]
+pub struct ImageArgs {
     /// The base image: a registry reference, oci:PATH[:TAG] or oci-archive:FILE[:TAG].
     /// Default: upstream's node (or bun) image.
     #[arg(long, value_name = "REF")]
@@ -142,10 +134,12 @@ pub struct DeployArgs {
     /// Layer compression.
     #[arg(long, value_enum, default_value = "gzip")]
     pub compression: CompressionArg,
-    /// Where the image goes: oci:DIR or oci-archive:FILE (default: oci:<build dir>/image).
-    #[arg(long, value_name = "oci:DIR|oci-archive:FILE")]
+    /// Where the image goes: oci:DIR, oci-archive:FILE or docker-archive:FILE (for `docker load`)
+    /// (default: oci:<build dir>/image).
+    #[arg(long, value_name = "oci:DIR|oci-archive:FILE|docker-archive:FILE")]
     pub output: Option<String>,
-    /// Network for `npm i` and build commands: default (host network), host, or none.
+    /// Network for `npm i`, image instructions and build commands: default (host network), host,
+    /// or none.
     #[arg(long, value_enum, default_value = "default")]
     pub network: NetworkArg,
     /// Seconds each sandboxed build step (npm i, dpkg --configure, an image instruction, a build
@@ -160,6 +154,83 @@ pub struct DeployArgs {
     /// (comma-separated PREFIX=URL pairs).
     #[arg(long = "url-mirror", value_name = "PREFIX=URL")]
     pub url_mirror: Vec<String>,
+}
+
+/// Reaching registries: credentials, TLS, parallelism.
+#[derive(Debug, Args)]
+pub struct RegistryArgs {
+    /// Username for the registry pushed to (before Docker's config.json and credential helpers).
+    #[arg(long, env = "LIFTOFF_REGISTRY_USERNAME", value_name = "USER")]
+    pub registry_username: Option<String>,
+    /// Password or token for the registry pushed to.
+    #[arg(
+        long,
+        env = "LIFTOFF_REGISTRY_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub registry_password: Option<String>,
+    /// A registry (host[:port]) reached over plain HTTP; repeatable. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// An extra PEM CA certificate for registries; repeatable (Docker's
+    /// /etc/docker/certs.d/<host>/ca.crt is read too).
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+    /// Parallel blob uploads.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+}
+
+#[derive(Debug, Args)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// Build only: keep the build directory, print its path, and exit. Needs no login or network.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Skip the version check (accepted for compatibility; liftoff does not phone home).
+    #[arg(long)]
+    pub skip_update_check: bool,
+    /// Skip syncing env vars from `syncEnvVars` extensions.
+    #[arg(long)]
+    pub skip_sync_env_vars: bool,
+    /// Deploy without promoting the new version to current.
+    #[arg(long)]
+    pub skip_promotion: bool,
+    /// Build only the build directory, not the image.
+    #[arg(long)]
+    pub no_image: bool,
+    #[command(flatten)]
+    pub image: ImageArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `liftoff build`: the dry-run pipeline plus the image, optionally pushed or loaded; no platform.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub project: ProjectArgs,
+    /// The image reference to tag the image with (registry/repository:tag); needed by --push and
+    /// --load-image, and used as the tag of --output docker-archive:FILE.
+    #[arg(long, value_name = "REF")]
+    pub image: Option<String>,
+    /// Push the image to --image's registry (verified: every blob and the manifest are checked
+    /// after the push), then print the reference with its digest.
+    #[arg(long, requires = "image")]
+    pub push: bool,
+    /// Load the image into the local Docker engine (`DOCKER_HOST` or the default socket), tagged
+    /// with --image.
+    #[arg(long, requires = "image")]
+    pub load_image: bool,
+    #[command(flatten)]
+    pub image_args: ImageArgs,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
@@ -171,6 +242,10 @@ pub fn main() -> ExitCode {
         Command::Deploy(args) => {
             let out = Output::new(args.common.log_level, args.common.json);
             report(&out, commands::deploy::run(&args, &out))
+        }
+        Command::Build(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::build::run(&args, &out))
         }
     }
 }

@@ -48,6 +48,11 @@ impl Output {
         self.json
     }
 
+    /// Whether messages at `level` are shown.
+    pub fn level_enabled(&self, level: LogLevel) -> bool {
+        level >= self.level && self.level != LogLevel::None
+    }
+
     fn paint(&self, code: &str, text: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{text}\x1b[0m")
@@ -158,6 +163,69 @@ impl Drop for Step {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
+        }
+    }
+}
+
+/// Per-item byte progress for transfers (blob uploads): a bar per item with bytes and rate on a
+/// terminal, one line per finished item otherwise. Shareable across threads.
+pub struct Transfers {
+    out: Output,
+    multi: Option<indicatif::MultiProgress>,
+    bars: std::sync::Mutex<std::collections::HashMap<String, ProgressBar>>,
+}
+
+impl Output {
+    /// Starts a transfer display.
+    pub fn transfers(&self) -> Transfers {
+        let multi =
+            (self.interactive && self.level <= LogLevel::Log).then(indicatif::MultiProgress::new);
+        Transfers {
+            out: self.clone(),
+            multi,
+            bars: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
+
+impl Transfers {
+    fn bars(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, ProgressBar>> {
+        self.bars
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// An item of `size` bytes starts (`label` is shown, e.g. a short digest).
+    pub fn start(&self, id: &str, label: &str, size: u64) {
+        let Some(multi) = &self.multi else { return };
+        let bar = multi.add(ProgressBar::new(size));
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{prefix:>14} [{bar:30}] {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(label.to_string());
+        self.bars().insert(id.to_string(), bar);
+    }
+
+    /// `sent` bytes of the item are done.
+    pub fn advance(&self, id: &str, sent: u64) {
+        if let Some(bar) = self.bars().get(id) {
+            bar.set_position(sent);
+        }
+    }
+
+    /// The item is finished; `line` says how (shown as a line when there is no terminal).
+    pub fn finish(&self, id: &str, line: &str) {
+        if let Some(bar) = self.bars().remove(id) {
+            bar.finish_and_clear();
+            if let Some(multi) = &self.multi {
+                let _ = multi.println(line);
+            }
+        } else {
+            self.out.log(line);
         }
     }
 }

@@ -435,16 +435,12 @@ fn copy_verified(src: &Path, dest: &Path, digest: &str) -> Result<(), ImageError
     Ok(())
 }
 
-/// Pack the image tagged `tag` (or the only one) of a layout into a `docker load` archive
-/// (`docker save` format: `manifest.json` with `Config`, `RepoTags`, `Layers`, the blobs under
-/// `blobs/sha256/`), deterministic like [`write_oci_archive`]. Docker's loader reads gzip layers;
-/// zstd layers need Docker 25 or newer, so they are refused with a hint.
-pub fn write_docker_archive(
+/// `manifest.json` of a docker archive for the image tagged `tag`, its config digest and layers.
+fn docker_manifest(
     layout_dir: &Path,
     tag: Option<&str>,
     repo_tags: &[String],
-    file: &Path,
-) -> Result<(), ImageError> {
+) -> Result<(Vec<u8>, String, Vec<String>), ImageError> {
     let read_json = |path: &Path| -> Result<serde_json::Value, ImageError> {
         let bytes = fs::read(path).ctx("reading", path)?;
         serde_json::from_slice(&bytes).map_err(|e| {
@@ -470,7 +466,10 @@ pub fn write_docker_archive(
         ImageError::InvalidConfig(format!(
             "{}: no image {} in index.json",
             layout_dir.display(),
-            tag.map_or_else(|| "(several, name a tag)".to_string(), |t| format!("tagged {t}"))
+            tag.map_or_else(
+                || "(several, name a tag)".to_string(),
+                |t| format!("tagged {t}")
+            )
         ))
     })?;
     let manifest_digest = chosen["digest"].as_str().unwrap_or_default().to_string();
@@ -496,6 +495,27 @@ pub fn write_docker_archive(
         "Layers": layers.iter().map(|d| name_of(d)).collect::<Vec<_>>(),
     }]);
     let manifest_bytes = serde_json::to_vec(&docker_manifest).unwrap_or_default();
+    Ok((manifest_bytes, config_digest, layers))
+}
+
+/// Pack the image tagged `tag` (or the only one) of a layout into a `docker load` archive
+/// (`docker save` format: `manifest.json` with `Config`, `RepoTags`, `Layers`, the blobs under
+/// `blobs/sha256/`), deterministic like [`write_oci_archive`]. Docker's loader reads gzip layers;
+/// zstd layers need Docker 25 or newer, so they are refused with a hint.
+pub fn write_docker_archive(
+    layout_dir: &Path,
+    tag: Option<&str>,
+    repo_tags: &[String],
+    file: &Path,
+) -> Result<(), ImageError> {
+    let (manifest_bytes, config_digest, layers) = docker_manifest(layout_dir, tag, repo_tags)?;
+    let blob = |digest: &str| -> Result<PathBuf, ImageError> {
+        let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
+            ImageError::InvalidConfig(format!("unsupported digest {digest} in the layout"))
+        })?;
+        Ok(layout_dir.join("blobs/sha256").join(hex))
+    };
+    let name_of = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
 
     let parent = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),

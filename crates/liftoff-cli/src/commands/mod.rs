@@ -1,1 +1,3 @@
+pub mod build;
 pub mod deploy;
+mod shared;
