@@ -286,13 +286,20 @@ fn apt_packages_install_like_apt_and_run() {
         ffmpeg_layer["deployEnv"],
         serde_json::json!(["FFMPEG_PATH", "FFPROBE_PATH"])
     );
-    for (var, bin) in [("FFMPEG_PATH", "/usr/bin/ffmpeg"), ("FFPROBE_PATH", "/usr/bin/ffprobe")] {
+    for (var, bin) in [
+        ("FFMPEG_PATH", "/usr/bin/ffmpeg"),
+        ("FFPROBE_PATH", "/usr/bin/ffprobe"),
+    ] {
         let out = run(Command::new("env")
             .args(["-i", "PATH=/usr/local/bin:/usr/bin:/bin"])
             .arg(format!("{var}={bin}"))
             .arg("/usr/sbin/chroot")
             .arg(bundle_dir.join("rootfs"))
-            .args(["/bin/sh", "-c", &format!("exec \"${var}\" -hide_banner -version")]));
+            .args([
+                "/bin/sh",
+                "-c",
+                &format!("exec \"${var}\" -hide_banner -version"),
+            ]));
         let name = bin.rsplit('/').next().unwrap();
         assert!(out.starts_with(&format!("{name} version")), "{out}");
     }
