@@ -22,4 +22,6 @@ export LIFTOFF_TEST_FILES_URL=http://127.0.0.1:${LIFTOFF_TEST_FILES_PORT:-5080}
 export LIFTOFF_TEST_FILES_ROOT=$_liftoff_test_cache/local-repo/www
 # Throwaway PostgreSQL (scripts/test-env/postgres), trust auth; tests createdb their own database.
 export LIFTOFF_TEST_PG_URL=postgresql://postgres@127.0.0.1:${LIFTOFF_TEST_PG_PORT:-5433}
+# Private dockerd (scripts/test-env/dockerd) for --load-image; tests set DOCKER_HOST to it.
+export LIFTOFF_TEST_DOCKER_HOST=unix://$_liftoff_test_cache/dockerd/docker.sock
 unset _liftoff_test_cache
