@@ -202,10 +202,26 @@ pub struct DeployArgs {
     /// Build only the build directory, not the image.
     #[arg(long)]
     pub no_image: bool,
+    /// Self-hosted platform: the image goes to your registry (liftoff always builds locally,
+    /// without Docker; accepted for compatibility with upstream's flag).
+    #[arg(long)]
+    pub self_hosted: bool,
+    /// Push the image after the build (implied by --registry, also for localhost registries).
+    #[arg(long)]
+    pub push: bool,
+    /// The registry host to push to (sent to the platform as `registryHost`).
+    #[arg(long, value_name = "HOST")]
+    pub registry: Option<String>,
+    /// The image namespace (sent to the platform; its default is `trigger`).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: Option<String>,
+    /// Also load the image into the local Docker engine (`DOCKER_HOST` or the default socket).
+    #[arg(long)]
+    pub load_image: bool,
     #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]
-    pub registry: RegistryArgs,
+    pub registry_args: RegistryArgs,
     #[command(flatten)]
     pub common: CommonArgs,
 }
