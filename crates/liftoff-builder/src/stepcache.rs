@@ -19,9 +19,14 @@ struct Meta {
     uncompressed_size: u64,
 }
 
+/// Bumped whenever a step's output changes for the same inputs (a fix in the unpacker, a new
+/// exclusion), so caches written by an older liftoff are not reused.
+const FORMAT: &[u8] = b"liftoff-steps-2";
+
 /// A hex key over length-prefixed parts.
 pub(crate) fn key(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
+    h.update(FORMAT);
     for part in parts {
         h.update((part.len() as u64).to_le_bytes());
         h.update(part);

@@ -127,6 +127,7 @@ pub(crate) fn packages(
             "etc/apt",
             "usr/share/keyrings",
             "etc/os-release",
+            "etc/dpkg",
             "bin",
             "sbin",
             "lib",

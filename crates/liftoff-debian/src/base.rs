@@ -22,6 +22,8 @@ pub struct BaseSystem {
     pub(crate) installed: Vec<Record>,
     pub(crate) sources: Vec<Source>,
     pub(crate) usr_aliases: Vec<String>,
+    /// dpkg's `path-exclude`/`path-include` filters of the rootfs.
+    pub(crate) path_filters: Vec<crate::filters::PathFilter>,
 }
 
 impl BaseSystem {
@@ -102,6 +104,7 @@ impl BaseSystem {
             installed,
             sources,
             usr_aliases,
+            path_filters: crate::filters::read(rootfs),
         })
     }
 

@@ -17,6 +17,7 @@ mod control;
 mod deps;
 mod error;
 mod fetch;
+mod filters;
 mod http;
 mod index;
 mod release;

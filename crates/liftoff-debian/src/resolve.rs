@@ -1173,6 +1173,7 @@ mod tests {
             installed: inst,
             sources: vec![],
             usr_aliases: vec![],
+            path_filters: vec![],
         };
         let idx = Indexes {
             records: avail,

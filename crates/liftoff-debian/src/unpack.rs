@@ -86,6 +86,8 @@ pub fn unpack(
         parents: HashMap::new(),
         owners_ok: true,
         usr_rewrites: 0,
+        filters: base.path_filters.clone(),
+        filtered: 0,
     };
     let info_dir = out.join("var/lib/dpkg/info");
     for d in ["var", "var/lib", "var/lib/dpkg", "var/lib/dpkg/info"] {
@@ -178,6 +180,10 @@ struct Unpacker {
     parents: HashMap<Vec<u8>, (Vec<Vec<u8>>, bool)>,
     owners_ok: bool,
     usr_rewrites: usize,
+    /// dpkg's path filters of the base (slim images drop docs, man pages, locales).
+    filters: Vec<crate::filters::PathFilter>,
+    /// Entries left out by the filters.
+    filtered: usize,
 }
 
 struct Unpacked {
@@ -491,7 +497,16 @@ impl Unpacker {
                 continue;
             }
             let orig: Vec<u8> = comps.join(&b'/');
-            list.push(format!("/{}", String::from_utf8_lossy(&orig)));
+            let abs = format!("/{}", String::from_utf8_lossy(&orig));
+            {
+                let kind = e.header().entry_type();
+                if crate::filters::skip(&self.filters, &abs, kind.is_dir() || kind.is_symlink()) {
+                    // As dpkg: not installed and not in the package's file list.
+                    self.filtered += 1;
+                    continue;
+                }
+            }
+            list.push(abs);
             let (dest_comps, redirected) = self.place(&comps);
             self.usr_rewrites += usize::from(redirected);
             self.ensure_parents(&dest_comps, deb, &shown)?;
@@ -547,6 +562,13 @@ impl Unpacker {
                     .unwrap_or_default();
                 let tshown = String::from_utf8_lossy(&target).into_owned();
                 let tcomps = components(&target, deb, &format!("{shown} (hard link to {tshown})"))?;
+                let tabs = format!("/{}", String::from_utf8_lossy(&tcomps.join(&b'/')));
+                if crate::filters::skip(&self.filters, &tabs, false) {
+                    // Its target was filtered out; dpkg leaves the link out as well.
+                    list.pop();
+                    self.filtered += 1;
+                    continue;
+                }
                 let (tcomps, _) = self.place(&tcomps);
                 self.ensure_parents(&tcomps, deb, &shown)?;
                 let tpath = self.host_path(&tcomps);
