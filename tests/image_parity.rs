@@ -1,12 +1,12 @@
 //! Image parity with `docker build`: one test per scenario of `scripts/parity-image`, which builds
 //! the scenario's image with liftoff and the same dry-run Containerfile with a private dockerd,
-//! then compares the /usr, /opt and /app trees (paths + types) and the image config (Env, User,
-//! WorkingDir, Entrypoint, Cmd) outside the script's allow-list.
+//! then compares the /usr, /opt and /app trees (paths + types) and the image config (`Env`, `User`,
+//! `WorkingDir`, `Entrypoint`, `Cmd`) outside the script's allow-list.
 //!
 //! Slow (a few minutes each; root, dockerd, network for apt/npm/PyPI): they run only with
 //! `LIFTOFF_PARITY=1`, else they print a skip line and pass. They run one at a time (a lock), each
 //! with its own dockerd and scratch dir under /var/tmp/liftoff-parity/<scenario>.
-//!   LIFTOFF_PARITY=1 cargo test --test image_parity -- --nocapture
+//! `LIFTOFF_PARITY=1 cargo test --test image_parity -- --nocapture`
 
 use std::path::Path;
 use std::process::Command;

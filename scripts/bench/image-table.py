@@ -127,8 +127,8 @@ for proj in PROJECTS:
     total = 0
     for layer in img["layers"]:
         total += layer["size"]
-        print(f"  {layer['name']:<16} {layer['digest'][7:19]}  {mib(layer['size'])}")
-    print(f"  {'total':<16} {'':12}  {mib(total)}")
+        print(f"  {layer['name']:<22} {layer['digest'][7:19]}  {mib(layer['size'])}")
+    print(f"  {'total':<22} {'':12}  {mib(total)}")
     ds = t.get((proj, "docker-size"))
     if ds:
         print(f"  (docker's image: {mib(ds[0]).strip()} uncompressed, `docker image inspect` .Size; not comparable 1:1)")
