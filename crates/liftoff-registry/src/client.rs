@@ -36,7 +36,8 @@ pub(crate) const MANIFEST_LIMIT: u64 = 8 * 1024 * 1024;
 const ERROR_BODY_LIMIT: u64 = 64 * 1024;
 /// What the token spec says to assume when a token service gives no `expires_in`.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_mins(1);
-/// Tokens are renewed this long before they expire (requests take time).
+/// Tokens are renewed this long before they expire (requests take time), or after three
+/// quarters of their lifetime for short-lived ones.
 const TOKEN_MARGIN: Duration = Duration::from_secs(10);
 
 /// The HTTP agent for registries in general: Mozilla roots plus `extra_ca_certs`.
@@ -549,7 +550,7 @@ impl Endpoint {
                 }
                 let (token, lifetime) =
                     self.fetch_token(&realm, service.as_deref(), &scopes, access)?;
-                let expires = Instant::now() + lifetime.saturating_sub(TOKEN_MARGIN);
+                let expires = Instant::now() + usable_for(lifetime);
                 let header = format!("Bearer {token}");
                 self.tokens
                     .lock()
@@ -844,8 +845,19 @@ impl Endpoint {
             }
             Some(origin) => {
                 let action = if access.push { "push" } else { "pull" };
+                // The user name (never the secret), unless it is the `<token>` placeholder
+                // identity tokens are stored with.
+                let user = match &resolved.credentials {
+                    Credentials::Basic { username, .. }
+                    | Credentials::IdentityToken { username, .. }
+                        if !username.is_empty() && username != "<token>" =>
+                    {
+                        format!(" (user `{username}`)")
+                    }
+                    _ => String::new(),
+                };
                 format!(
-                    "The credentials for {login} from {origin} were rejected or do not grant {action} access to this repository; check the repository name, then {how} with credentials that have {action} access"
+                    "The credentials for {login}{user} from {origin} were rejected or do not grant {action} access to this repository; check the repository name, then {how} with credentials that have {action} access"
                 )
             }
         };
@@ -928,6 +940,11 @@ fn resolve_location(base: &str, current: &str, location: &str) -> Result<String,
         ));
     }
     Ok(format!("{scheme}://{authority}{after}"))
+}
+
+/// How long a token that lives `lifetime` is used before a new one is fetched.
+fn usable_for(lifetime: Duration) -> Duration {
+    lifetime.saturating_sub(TOKEN_MARGIN.min(lifetime / 4))
 }
 
 /// `repository:a:pull,push` and `repository:a:push,pull` are the same scope.
@@ -1274,6 +1291,18 @@ mod tests {
             )
             .unwrap(),
             "http://127.0.0.1:6000/u"
+        );
+    }
+
+    #[test]
+    fn tokens_are_renewed_before_they_expire() {
+        assert_eq!(usable_for(Duration::from_mins(5)), Duration::from_secs(290));
+        assert_eq!(usable_for(Duration::from_mins(1)), Duration::from_secs(50));
+        // Short-lived tokens are still reused for most of their life.
+        assert_eq!(usable_for(Duration::from_secs(4)), Duration::from_secs(3));
+        assert_eq!(
+            usable_for(Duration::from_secs(1)),
+            Duration::from_millis(750)
         );
     }
 

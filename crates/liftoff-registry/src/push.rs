@@ -995,7 +995,7 @@ impl Pusher<'_> {
                 404 => Err(Failure::Fatal(RegistryError::Protocol {
                     registry: self.endpoint.name.clone(),
                     message: format!(
-                        "after the push, {} does not have blob {} (HEAD answered 404); the push is incomplete, run it again",
+                        "verifying the push failed: {} does not have blob {} (HEAD answered 404) although it was pushed; the push is incomplete, run it again",
                         self.repository(),
                         blob.digest
                     ),
@@ -1026,7 +1026,7 @@ impl Pusher<'_> {
                         Err(Failure::Fatal(RegistryError::Protocol {
                             registry: self.endpoint.name.clone(),
                             message: format!(
-                                "after the push, {}:{reference} is {} instead of the pushed {} (did another push replace it?)",
+                                "verifying the push failed: {}:{reference} is {} instead of the pushed {} (did another push replace it?)",
                                 self.repository(),
                                 actual.trim(),
                                 manifest.digest
@@ -1038,7 +1038,7 @@ impl Pusher<'_> {
                 404 => Err(Failure::Fatal(RegistryError::Protocol {
                     registry: self.endpoint.name.clone(),
                     message: format!(
-                        "after the push, {} has no manifest `{reference}` (HEAD answered 404); the push is incomplete, run it again",
+                        "verifying the push failed: {} has no manifest `{reference}` (HEAD answered 404) although it was pushed; the push is incomplete, run it again",
                         self.repository()
                     ),
                 })),

@@ -6,9 +6,9 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::fault_proxy::{self, FaultProxy};
@@ -69,7 +69,7 @@ impl Pushed {
     }
 }
 
-/// Pushes with `opts` (its progress is replaced by an event collector), logging HTTP exchanges.
+/// Pushes with these options (progress goes to an event collector), logging HTTP exchanges.
 fn push_with(
     layout: &Path,
     tag: &str,
@@ -77,6 +77,19 @@ fn push_with(
     config: &RegistryConfig,
     mount_from: &[&str],
     chunk_size: Option<u64>,
+) -> Pushed {
+    push_jobs(layout, tag, target, config, mount_from, chunk_size, 4)
+}
+
+/// [`push_with`], `jobs` blobs at a time.
+fn push_jobs(
+    layout: &Path,
+    tag: &str,
+    target: &Reference,
+    config: &RegistryConfig,
+    mount_from: &[&str],
+    chunk_size: Option<u64>,
+    jobs: usize,
 ) -> Pushed {
     let events = Mutex::new(Vec::new());
     let log = Arc::new(Mutex::new(Vec::new()));
@@ -91,6 +104,7 @@ fn push_with(
     let opts = PushOptions {
         mount_from: mount_from.iter().map(ToString::to_string).collect(),
         chunk_size,
+        jobs,
         ..PushOptions::new(&progress)
     };
     let result = push_layout(layout, Some(tag), target, &config, &opts);
@@ -621,42 +635,77 @@ fn credentials_come_from_every_source() {
 fn a_wrong_password_is_refused_without_showing_it() {
     require_tools!();
     let fx = fixture();
-    let registry = basic_registry();
     let wrong = "wr0ng-pa55word";
-    let config = config().with_credentials(&registry.host, USER, wrong);
-    let pushed = push(
-        &fx.layout,
-        "v1",
-        &reference(&registry.host, "private/x:v1"),
-        &config,
-    );
-    let err = pushed.err();
-    let message = err.to_string();
-    let debug = format!("{err:?}");
-    assert!(
-        matches!(err, RegistryError::Unauthorized { status: 401, .. }),
-        "{message}"
-    );
-    assert!(
-        message.contains(&registry.host)
-            && message.contains("private/x")
-            && message.contains("--registry-username/--registry-password were rejected")
-            && message.contains("push access")
-            && message.contains(&format!("`docker login {}`", registry.host)),
-        "{message}"
-    );
-    for secret in [wrong, &auth_value(USER, wrong)] {
+    let secrets = [wrong.to_string(), auth_value(USER, wrong)];
+    let check = |pushed: &Pushed, host: &str, origin: &str| {
+        let err = pushed.err();
+        let message = err.to_string();
+        let debug = format!("{err:?}");
         assert!(
-            !message.contains(secret) && !debug.contains(secret),
+            matches!(err, RegistryError::Unauthorized { status: 401, .. }),
             "{message}"
         );
-    }
-    assert_log_is_clean(&pushed.log, &[wrong, &auth_value(USER, wrong)]);
+        assert!(
+            message.contains(host)
+                && message.contains("private/x")
+                && message.contains(&format!("(user `{USER}`) from {origin} were rejected"))
+                && message.contains("push access")
+                && message.contains(&format!("`docker login {host}`")),
+            "{message}"
+        );
+        for secret in &secrets {
+            assert!(
+                !message.contains(secret.as_str()) && !debug.contains(secret.as_str()),
+                "{message}\n{debug}"
+            );
+        }
+        assert_log_is_clean(&pushed.log, &[wrong, &auth_value(USER, wrong)]);
+        assert!(
+            !pushed
+                .events
+                .iter()
+                .any(|e| matches!(e, PushEvent::ManifestPushed { .. }))
+        );
+    };
+
+    // htpasswd, with --registry-username/--registry-password.
+    let registry = basic_registry();
+    let config = config().with_credentials(&registry.host, USER, wrong);
+    let target = reference(&registry.host, "private/x:v1");
+    let pushed = push(&fx.layout, "v1", &target, &config);
+    check(
+        &pushed,
+        &registry.host,
+        "--registry-username/--registry-password",
+    );
+
+    // Token auth, with a Docker config: the token service refuses them.
+    let pki = tempfile::tempdir().unwrap();
+    let tokens = token_service::start(pki.path(), USER, PASSWORD);
+    let (registry, _proxy) = slow_token_registry(&tokens, Duration::ZERO);
+    let docker = tempfile::tempdir().unwrap();
+    let docker_config = docker.path().join("config.json");
+    fs::write(
+        &docker_config,
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{}"}}}}}}"#,
+            registry.host,
+            auth_value(USER, wrong)
+        ),
+    )
+    .unwrap();
+    let config = config_from(&[("DOCKER_CONFIG", docker.path().as_os_str())]);
+    let target = reference(&registry.host, "private/x:v1");
+    let pushed = push(&fx.layout, "v1", &target, &config);
+    check(
+        &pushed,
+        &registry.host,
+        &format!("Docker config {}", docker_config.display()),
+    );
+    let asked = tokens.requests.lock().unwrap().clone();
     assert!(
-        !pushed
-            .events
-            .iter()
-            .any(|e| matches!(e, PushEvent::ManifestPushed { .. }))
+        !asked.is_empty() && asked.iter().all(|r| r.authorization.is_some()),
+        "{asked:#?}"
     );
 }
 
@@ -1084,4 +1133,312 @@ fn chunked_uploads_and_the_monolithic_fallback() {
         4,
         "{requests:#?}"
     );
+}
+
+/// Bytes the registry holds in upload sessions of `repository` (`_uploads/<id>/data`).
+fn uploading_bytes(registry: &Registry, repository: &str) -> u64 {
+    let uploads = registry
+        .data
+        .join("docker/registry/v2/repositories")
+        .join(repository)
+        .join("_uploads");
+    fs::read_dir(uploads)
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| fs::metadata(entry.ok()?.path().join("data")).ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+fn verified(pushed: &Pushed) -> bool {
+    pushed
+        .events
+        .iter()
+        .any(|e| matches!(e, PushEvent::Verified { .. }))
+}
+
+#[test]
+fn a_registry_restarted_mid_upload() {
+    require_tools!();
+    let mut registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let (layout, digest) = random_layout(work.path(), &[30_000_000, 300_000]);
+    let target = reference(&registry.host, "test/restart:v1");
+
+    // Chunks of 1 MiB, so the big layer takes many requests; once 8 MB of it are in the
+    // registry's upload session, the registry is killed and started again (same port, same
+    // storage) while the push goes on.
+    let mut restarted = false;
+    let first = std::thread::scope(|scope| {
+        let push = scope.spawn(|| {
+            push_with(
+                &layout,
+                "latest",
+                &target,
+                &config(),
+                &[],
+                Some(1024 * 1024),
+            )
+        });
+        let started = Instant::now();
+        while !push.is_finished() && started.elapsed() < Duration::from_mins(2) {
+            if uploading_bytes(&registry, "test/restart") >= 8_000_000 {
+                registry.restart();
+                restarted = true;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        push.join().unwrap()
+    });
+    assert!(
+        restarted,
+        "the push ended before the registry could be restarted"
+    );
+    // The outage was seen: an upload request failed while the registry was down.
+    assert!(
+        first
+            .log
+            .iter()
+            .any(|l| l.contains("/v2/test/restart/blobs/") && l.contains(" -> failed: ")),
+        "{:#?}",
+        first.log
+    );
+    match &first.result {
+        Ok(image) => {
+            assert_eq!(image.digest, digest);
+            assert!(verified(&first));
+        }
+        // Giving up is acceptable, if it says where.
+        Err(e) => {
+            assert!(e.to_string().contains(&registry.host), "{e}");
+            assert!(!verified(&first));
+        }
+    }
+
+    // Pushing again completes, and the registry serves the image intact.
+    let second = push(&layout, "latest", &target, &config());
+    assert_eq!(second.ok().digest, digest);
+    assert!(verified(&second));
+    let cache_dir = tempfile::tempdir().unwrap();
+    let cache = BlobCache::new(cache_dir.path());
+    let pulled = common::pull_with_events(&target.to_string(), AMD64, &config(), &cache)
+        .0
+        .unwrap();
+    assert_eq!(pulled.manifest_digest, digest);
+    let big = &pulled.layers[0];
+    assert_eq!(
+        sha256(&fs::read(cache.path(&big.digest).unwrap()).unwrap()),
+        big.digest
+    );
+}
+
+/// A token-auth registry (trusting `tokens`) behind a proxy that holds every request for
+/// `delay`, so that a push outlives short-lived tokens.
+fn slow_token_registry(
+    tokens: &token_service::TokenService,
+    delay: Duration,
+) -> (Registry, FaultProxy) {
+    let registry = Registry::start_with(RegistryOptions {
+        token: Some((
+            tokens.realm.clone(),
+            token_service::SERVICE.to_string(),
+            token_service::ISSUER.to_string(),
+            tokens.cert.clone(),
+        )),
+        ..RegistryOptions::default()
+    });
+    let proxy = FaultProxy::start(
+        &registry.host,
+        Box::new(move |_, _| {
+            std::thread::sleep(delay);
+            None
+        }),
+    );
+    (registry, proxy)
+}
+
+/// Requests the registry refused with 401 during the push, apart from the first ping.
+fn refused(pushed: &Pushed) -> Vec<&String> {
+    pushed
+        .log
+        .iter()
+        .filter(|l| l.ends_with(" -> 401") && !l.contains("/v2/ -> "))
+        .collect()
+}
+
+#[test]
+fn expiring_tokens_are_renewed_during_a_push() {
+    require_tools!();
+    let fx = fixture();
+    let pki = tempfile::tempdir().unwrap();
+    let tokens = token_service::start(pki.path(), USER, PASSWORD);
+    let (_registry, proxy) = slow_token_registry(&tokens, Duration::from_millis(250));
+    let config = config().with_credentials(&proxy.host, USER, PASSWORD);
+
+    // Tokens that say they last 4 s (and do): renewed before they expire, reused until then.
+    tokens.set_lifetime(4, 4);
+    let started = Instant::now();
+    let pushed = push_jobs(
+        &fx.layout,
+        "v1",
+        &reference(&proxy.host, "team/short:v1"),
+        &config,
+        &[],
+        None,
+        1,
+    );
+    let elapsed = started.elapsed();
+    assert_eq!(pushed.ok().digest, fx.amd64.manifest_digest);
+    assert!(verified(&pushed));
+    assert!(elapsed > Duration::from_secs(5), "{elapsed:?}");
+    let fetched = tokens.requests.lock().unwrap().len();
+    let sent = pushed
+        .log
+        .iter()
+        .filter(|l| l.contains(&format!("http://{}/", proxy.host)))
+        .count();
+    assert!(fetched >= 2, "{fetched} tokens for a push of {elapsed:?}");
+    assert!(
+        fetched * 3 <= sent,
+        "{fetched} tokens for {sent} requests: tokens are not reused while valid"
+    );
+    assert!(refused(&pushed).is_empty(), "{:#?}", pushed.log);
+    assert_log_is_clean(&pushed.log, &[PASSWORD]);
+    tokens.requests.lock().unwrap().clear();
+
+    // Tokens that claim 5 minutes but expire after 2 s: the registry's 401 gets a new one.
+    tokens.set_lifetime(300, 2);
+    let pushed = push_jobs(
+        &fx.layout,
+        "v1",
+        &reference(&proxy.host, "team/revoked:v1"),
+        &config,
+        &[],
+        None,
+        1,
+    );
+    assert_eq!(pushed.ok().digest, fx.amd64.manifest_digest);
+    assert!(verified(&pushed));
+    assert!(!refused(&pushed).is_empty(), "{:#?}", pushed.log);
+    assert!(tokens.requests.lock().unwrap().len() >= 2);
+    assert!(skopeo_inspect_with_credentials(&proxy.host, "team/revoked:v1") == fx.amd64.manifest);
+}
+
+/// The manifest as served, read by skopeo with the test credentials.
+fn skopeo_inspect_with_credentials(host: &str, path: &str) -> Vec<u8> {
+    run(Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("--creds={USER}:{PASSWORD}"))
+        .arg(format!("docker://{host}/{path}")))
+}
+
+#[test]
+fn a_500_on_the_manifest_put_fails_the_push() {
+    require_tools!();
+    let fx = fixture();
+    let registry = Registry::start();
+    let proxy = FaultProxy::start(
+        &registry.host,
+        Box::new(|method, path| {
+            (method == "PUT" && path.contains("/manifests/"))
+                .then(|| "HTTP/1.1 500 Internal Server Error".to_string())
+        }),
+    );
+    let started = Instant::now();
+    let pushed = push(
+        &fx.layout,
+        "v1",
+        &reference(&proxy.host, "test/five-hundred:v1"),
+        &config(),
+    );
+    let elapsed = started.elapsed();
+    let err = pushed.err();
+    let message = err.to_string();
+    assert!(
+        matches!(err, RegistryError::Status { status: 500, .. }),
+        "{message}"
+    );
+    assert!(
+        message.contains(&proxy.host)
+            && message.contains("PUT")
+            && message.contains("/v2/test/five-hundred/manifests/v1")
+            && message.contains("HTTP 500")
+            && message.contains("injected by the test proxy"),
+        "{message}"
+    );
+    // Retried with exponential backoff (0.5 + 1 + 2 + 4 s at least), then given up.
+    let attempts = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PUT /v2/test/five-hundred/manifests/v1"))
+        .count();
+    assert_eq!(attempts, 5);
+    assert!(elapsed >= Duration::from_millis(7500), "{elapsed:?}");
+    // The blobs went up; nothing after the manifest was reported.
+    assert_eq!(pushed.outcomes().len(), 4);
+    assert!(!pushed.events.iter().any(|e| matches!(
+        e,
+        PushEvent::ManifestPushed { .. } | PushEvent::Verified { .. }
+    )));
+    let inspect = Command::new("skopeo")
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{}/test/five-hundred:v1", registry.host))
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "the manifest is in the registry");
+}
+
+#[test]
+fn a_manifest_missing_after_the_put_fails_verification() {
+    require_tools!();
+    let fx = fixture();
+    let registry = Registry::start();
+    let put = AtomicBool::new(false);
+    let proxy = FaultProxy::start(
+        &registry.host,
+        Box::new(move |method, path| {
+            if !path.contains("/manifests/") {
+                return None;
+            }
+            match method {
+                "PUT" => {
+                    put.store(true, Ordering::SeqCst);
+                    None
+                }
+                "HEAD" if put.load(Ordering::SeqCst) => Some("HTTP/1.1 404 Not Found".to_string()),
+                _ => None,
+            }
+        }),
+    );
+    let pushed = push(
+        &fx.layout,
+        "v1",
+        &reference(&proxy.host, "test/vanished:v1"),
+        &config(),
+    );
+    let err = pushed.err();
+    let message = err.to_string();
+    assert!(matches!(err, RegistryError::Protocol { .. }), "{message}");
+    assert!(
+        message.contains(&proxy.host)
+            && message.contains("verifying the push failed")
+            && message.contains("test/vanished")
+            && message.contains(&fx.amd64.manifest_digest)
+            && message.contains("404"),
+        "{message}"
+    );
+    assert!(pushed.events.contains(&PushEvent::ManifestPushed {
+        digest: fx.amd64.manifest_digest.clone()
+    }));
+    assert!(!verified(&pushed));
+    // A 404 is not retried.
+    let heads = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("HEAD /v2/test/vanished/manifests/"))
+        .count();
+    assert_eq!(heads, 1, "{:#?}", proxy.requests());
+    // The registry itself has it: only the check failed.
+    assert!(skopeo_inspect(&registry.host, "test/vanished:v1", true) == fx.amd64.manifest);
 }

@@ -92,9 +92,11 @@ fn serve(
             .unwrap()
             .push(format!("{method} {path} -> injected {status}"));
         let body = r#"{"errors":[{"code":"UNAVAILABLE","message":"injected by the test proxy"}]}"#;
+        // A `HEAD` answer announces the body's length but carries none.
+        let sent = if method == "HEAD" { "" } else { body };
         write!(
             client,
-            "{answer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "{answer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{sent}",
             body.len()
         )?;
         client.flush()?;

@@ -99,6 +99,7 @@ pub struct RegistryOptions {
 pub struct Registry {
     pub host: String,
     pub data: PathBuf,
+    config: PathBuf,
     log: PathBuf,
     child: Child,
     sentinels: RefCell<u32>,
@@ -153,18 +154,11 @@ impl Registry {
         let config_path = dir.path().join("config.yml");
         fs::write(&config_path, config).unwrap();
         let log = dir.path().join("registry.log");
-        let log_file = File::create(&log).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config_path)
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().unwrap())
-            .stderr(log_file)
-            .spawn()
-            .expect("docker-registry starts");
+        let child = serve(&config_path, &log);
         let mut registry = Self {
             host,
             data,
+            config: config_path,
             log,
             child,
             sentinels: RefCell::new(0),
@@ -196,6 +190,23 @@ impl Registry {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Kills the registry and starts it again on the same port with the same storage (its log
+    /// goes on in the same file).
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            self.child = serve(&self.config, &self.log);
+            std::thread::sleep(Duration::from_millis(100));
+            match self.child.try_wait() {
+                // The old process's port may take a moment to be free again.
+                Ok(Some(_)) if Instant::now() < deadline => {}
+                _ => break,
+            }
+        }
+        self.wait_ready();
     }
 
     /// Pushes `oci:<layout>:<tag>` to `<repository>:<dest_tag>` with skopeo.
@@ -254,6 +265,19 @@ impl Registry {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// `docker-registry serve <config>`, appending its output to `log`.
+fn serve(config: &Path, log: &Path) -> Child {
+    let log_file = File::options().create(true).append(true).open(log).unwrap();
+    Command::new("docker-registry")
+        .arg("serve")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
+        .spawn()
+        .expect("docker-registry starts")
 }
 
 impl Drop for Registry {

@@ -2,13 +2,15 @@
 //! `openssl`) by a key whose certificate the registry trusts. Anonymous callers get pull access
 //! (only `pull`, whatever they ask for) to `public/*`; `USER:PASSWORD` (Basic) or the refresh
 //! token `REFRESH` get everything they ask for. A `scope` value may hold several scopes
-//! separated by spaces (the `OAuth2` form does that).
+//! separated by spaces (the `OAuth2` form does that). [`TokenService::set_lifetime`] makes
+//! short-lived tokens.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,6 +22,9 @@ use super::run;
 pub const SERVICE: &str = "liftoff-test-registry";
 pub const ISSUER: &str = "liftoff-test-issuer";
 pub const REFRESH: &str = "refresh-token-123";
+/// How long past its `exp` the registry still accepts a token (distribution's clock-skew
+/// allowance, `token.Leeway`).
+const REGISTRY_LEEWAY: u64 = 60;
 
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -32,6 +37,17 @@ pub struct TokenService {
     pub realm: String,
     pub cert: std::path::PathBuf,
     pub requests: Arc<Mutex<Vec<Request>>>,
+    /// `(expires_in announced, seconds the registry accepts the token for)`.
+    lifetime: Arc<(AtomicU64, AtomicU64)>,
+}
+
+impl TokenService {
+    /// Tokens issued from now on announce `expires_in` seconds and are accepted by the registry
+    /// for `valid_for` seconds (at least; the JWT's `exp` has a one-second resolution).
+    pub fn set_lifetime(&self, expires_in: u64, valid_for: u64) {
+        self.lifetime.0.store(expires_in, Ordering::SeqCst);
+        self.lifetime.1.store(valid_for, Ordering::SeqCst);
+    }
 }
 
 pub fn start(dir: &Path, user: &str, password: &str) -> TokenService {
@@ -63,6 +79,8 @@ pub fn start(dir: &Path, user: &str, password: &str) -> TokenService {
     let realm = format!("http://{}/token", listener.local_addr().unwrap());
     let requests = Arc::new(Mutex::new(Vec::new()));
     let log = requests.clone();
+    let lifetime = Arc::new((AtomicU64::new(300), AtomicU64::new(600)));
+    let policy = lifetime.clone();
     let basic = format!("Basic {}", STANDARD.encode(format!("{user}:{password}")));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
@@ -108,8 +126,12 @@ pub fn start(dir: &Path, user: &str, password: &str) -> TokenService {
                         })
                     })
                     .collect();
-                let token = sign(&key, &x5c, &access.join(","));
-                let body = format!(r#"{{"token":"{token}","expires_in":300}}"#);
+                let (expires_in, valid_for) = (
+                    policy.0.load(Ordering::SeqCst),
+                    policy.1.load(Ordering::SeqCst),
+                );
+                let token = sign(&key, &x5c, &access.join(","), valid_for);
+                let body = format!(r#"{{"token":"{token}","expires_in":{expires_in}}}"#);
                 format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
@@ -122,10 +144,12 @@ pub fn start(dir: &Path, user: &str, password: &str) -> TokenService {
         realm,
         cert: dir.join("token.crt"),
         requests,
+        lifetime,
     }
 }
 
-fn sign(key: &Path, x5c: &str, access: &str) -> String {
+/// A JWT the registry accepts for `valid_for` seconds (plus less than one).
+fn sign(key: &Path, x5c: &str, access: &str, valid_for: u64) -> String {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -133,7 +157,7 @@ fn sign(key: &Path, x5c: &str, access: &str) -> String {
     let header = format!(r#"{{"typ":"JWT","alg":"RS256","x5c":["{x5c}"]}}"#);
     let claims = format!(
         r#"{{"iss":"{ISSUER}","sub":"tester","aud":"{SERVICE}","exp":{},"nbf":{},"iat":{},"jti":"{now}-{}","access":[{access}]}}"#,
-        now + 600,
+        (now + valid_for + 1).saturating_sub(REGISTRY_LEEWAY),
         now - 60,
         now - 60,
         access.len()
