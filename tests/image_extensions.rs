@@ -481,7 +481,17 @@ fn psql(url: &str, sql: &str) -> String {
 
 #[test]
 fn prisma_generate_and_migrate_deploy_against_postgres_without_leaking_the_url() {
-    let project = fixture("prisma-migrate");
+    prisma_in_image("prisma-migrate");
+}
+
+/// The same with a schema folder (`prisma/schema/*.prisma`: generate without --schema).
+#[test]
+fn prisma_schema_folder_generate_and_migrate_deploy() {
+    prisma_in_image("prisma-migrate-folder");
+}
+
+fn prisma_in_image(name: &str) {
+    let project = fixture(name);
     let url = fresh_database();
     let env_dir = tempfile::tempdir().unwrap();
     let env_file = env_dir.path().join("server.env");
