@@ -79,6 +79,9 @@ pub struct ImageOptions {
     pub step_timeout: Duration,
     /// Limit for indexing (upstream: 20 s).
     pub index_timeout: Duration,
+    /// The deployment the image is for (a deploy sets upstream's `TRIGGER_*` build args in the
+    /// final env; a dry run leaves them empty).
+    pub deployment: Option<DeploymentArgs>,
     /// Put consecutive `RUN` instructions of extensions into one layer.
     pub squash_instructions: bool,
     /// `(prefix, replacement)` URL rewrites for `ADD <url>` (air-gapped builds, local stand-ins);
@@ -90,6 +93,15 @@ pub struct ImageOptions {
     /// The git remote and commit of the project, for the OCI labels.
     pub source: Option<String>,
     pub revision: Option<String>,
+}
+
+/// Upstream's `TRIGGER_*` build args of a deploy.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeploymentArgs {
+    pub project_id: String,
+    pub deployment_id: String,
+    pub version: String,
+    pub project_ref: String,
 }
 
 /// One layer of the built image.
@@ -125,6 +137,9 @@ pub struct BuiltImage {
     pub tag: String,
     /// Debian packages added to the base image.
     pub packages: Vec<String>,
+    /// `/app/index.json` as the indexer wrote it (upstream's index format: the worker's tasks).
+    #[serde(skip)]
+    pub index: serde_json::Value,
 }
 
 /// Why the image could not be built. Each names the step and what to do.
@@ -370,6 +385,10 @@ pub fn build_image(
 
     progress("Indexing tasks");
     let (tasks, index_dir) = steps::index(&with_app(&lowers), work.path(), opts)?;
+    let index_json: serde_json::Value = std::fs::read(index_dir.join("app/index.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
     let index =
         liftoff_image::layer_from_dir(&index_dir, &layer_blobs, &layer_opts(Some(node), None))?;
     layers.push(steps::info("index", &index, false));
@@ -416,6 +435,7 @@ pub fn build_image(
         output,
         tag,
         packages: package_names,
+        index: index_json,
     })
 }
 
@@ -478,10 +498,14 @@ fn final_config(
         "TRIGGER_PROJECT_REF",
         "NODE_EXTRA_CA_CERTS",
     ] {
-        let value = if key == "TRIGGER_CONTENT_HASH" {
-            manifest.content_hash.clone()
-        } else {
-            String::new()
+        let d = opts.deployment.as_ref();
+        let value = match key {
+            "TRIGGER_CONTENT_HASH" => manifest.content_hash.clone(),
+            "TRIGGER_PROJECT_ID" => d.map(|d| d.project_id.clone()).unwrap_or_default(),
+            "TRIGGER_DEPLOYMENT_ID" => d.map(|d| d.deployment_id.clone()).unwrap_or_default(),
+            "TRIGGER_DEPLOYMENT_VERSION" => d.map(|d| d.version.clone()).unwrap_or_default(),
+            "TRIGGER_PROJECT_REF" => d.map(|d| d.project_ref.clone()).unwrap_or_default(),
+            _ => String::new(),
         };
         cfg.env(key, value);
     }

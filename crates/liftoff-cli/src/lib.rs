@@ -25,6 +25,16 @@ enum Command {
     Deploy(DeployArgs),
     /// Build the project and its image without the platform; push it or load it into Docker.
     Build(BuildArgs),
+    /// Promote a previously deployed version to the current deployment.
+    Promote(PromoteArgs),
+    /// Log in to Trigger.dev (`TRIGGER_ACCESS_TOKEN`, or the browser device flow) and save the profile.
+    Login(AccountArgs),
+    /// Show the account of the profile.
+    Whoami(AccountArgs),
+    /// List the saved profiles.
+    ListProfiles(AccountArgs),
+    /// Remove the profile's token.
+    Logout(AccountArgs),
 }
 
 /// Flags shared by every command, as upstream's common options.
@@ -40,7 +50,7 @@ pub struct CommonArgs {
         global = true
     )]
     pub log_level: LogLevel,
-    /// The login profile (accepted for compatibility; used once deploys talk to the platform).
+    /// The login profile (in `<config>/trigger/default.json`, shared with `trigger.dev login`).
     #[arg(long, default_value = "default", global = true)]
     pub profile: String,
     /// The Trigger.dev API URL.
@@ -226,6 +236,35 @@ pub struct DeployArgs {
     pub common: CommonArgs,
 }
 
+/// `liftoff promote [version]`.
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The version to promote, e.g. 20250208.1.
+    #[arg(value_name = "VERSION", id = "deployment_version")]
+    pub version: Option<String>,
+    /// The project directory (for the project ref in the config).
+    #[arg(long, default_value = ".")]
+    pub path: PathBuf,
+    #[arg(short = 'e', long, value_enum, default_value = "prod")]
+    pub env: DeployEnv,
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+    #[arg(short = 'p', long)]
+    pub project_ref: Option<String>,
+    /// Accepted for compatibility.
+    #[arg(long)]
+    pub skip_update_check: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Flags of the account commands.
+#[derive(Debug, Args)]
+pub struct AccountArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
 /// `liftoff build`: the dry-run pipeline plus the image, optionally pushed or loaded; no platform.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -263,6 +302,26 @@ pub fn main() -> ExitCode {
             let out = Output::new(args.common.log_level, args.common.json);
             report(&out, commands::build::run(&args, &out))
         }
+        Command::Promote(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::account::promote(&args, &out))
+        }
+        Command::Login(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::account::login(&args.common, &out))
+        }
+        Command::Whoami(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::account::whoami(&args.common, &out))
+        }
+        Command::ListProfiles(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::account::list_profiles(&out))
+        }
+        Command::Logout(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::account::logout(&args.common, &out))
+        }
     }
 }
 
@@ -281,5 +340,14 @@ fn report(out: &Output, result: anyhow::Result<()>) -> ExitCode {
             out.error(msg);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory as _;
+        super::Cli::command().debug_assert();
     }
 }

@@ -48,6 +48,7 @@ pub fn run(args: &BuildArgs, out: &Output) -> Result<()> {
         &prepared.config,
         &prepared.outcome,
         args.image.as_deref(),
+        None,
         out,
     )?;
     let layout = match args.image_args.output.as_deref() {
@@ -88,10 +89,30 @@ pub fn run(args: &BuildArgs, out: &Output) -> Result<()> {
         loaded = Some(reference.clone());
     }
 
+    report(
+        out,
+        args,
+        &prepared,
+        &image,
+        pushed.as_ref(),
+        loaded.as_deref(),
+    );
+    Ok(())
+}
+
+/// The result: `--json` document and the final line.
+fn report(
+    out: &Output,
+    args: &BuildArgs,
+    prepared: &shared::Prepared,
+    image: &liftoff_builder::BuiltImage,
+    pushed: Option<&liftoff_registry::PushedImage>,
+    loaded: Option<&str>,
+) {
     if out.json() {
-        let mut doc = shared::build_json(&prepared, Some(&image));
+        let mut doc = shared::build_json(prepared, Some(image));
         doc["imageReference"] = serde_json::json!(args.image);
-        doc["pushed"] = match &pushed {
+        doc["pushed"] = match pushed {
             Some(p) => serde_json::json!({
                 "reference": p.reference,
                 "digest": p.digest,
@@ -104,7 +125,7 @@ pub fn run(args: &BuildArgs, out: &Output) -> Result<()> {
         doc["loaded"] = serde_json::json!(loaded);
         out.result(&doc);
     }
-    match &pushed {
+    match pushed {
         Some(p) => out.line(format!("{}@{}", p.reference, p.digest)),
         None => out.line(format!(
             "Built {} at {}",
@@ -112,11 +133,10 @@ pub fn run(args: &BuildArgs, out: &Output) -> Result<()> {
             image.output.display()
         )),
     }
-    Ok(())
 }
 
 /// Pushes the layout's image, with a progress line (or bar) per blob.
-fn push(
+pub(crate) fn push(
     layout: &Path,
     tag: &str,
     target: &liftoff_registry::Reference,
@@ -174,7 +194,12 @@ fn push(
 }
 
 /// `docker load` through the engine API (bollard), tagged `reference`.
-fn load_into_docker(layout: &Path, tag: &str, reference: &str, out: &Output) -> Result<()> {
+pub(crate) fn load_into_docker(
+    layout: &Path,
+    tag: &str,
+    reference: &str,
+    out: &Output,
+) -> Result<()> {
     use futures_util::StreamExt as _;
     let step = out.step(&format!("Loading {reference} into Docker"));
     let parent = layout

@@ -1,3 +1,4 @@
+pub mod account;
 pub mod build;
 pub mod deploy;
 mod shared;

@@ -23,11 +23,17 @@ pub struct Prepared {
     pub outcome: pipeline::BuildOutcome,
 }
 
-/// Loads the config, bundles the tasks and runs the extensions into a fresh build directory.
-pub fn prepare(args: &ProjectArgs, out: &Output) -> Result<Prepared> {
+/// A loaded config with the environment `process.env` saw.
+pub struct Loaded {
+    pub project_dir: std::path::PathBuf,
+    pub env: BTreeMap<String, String>,
+    pub config: liftoff_config::ResolvedConfig,
+}
+
+/// Loads the config (and the `.env` files `process.env` reads).
+pub fn load(args: &ProjectArgs, out: &Output) -> Result<Loaded> {
     let project_dir = std::fs::canonicalize(&args.path)
         .with_context(|| format!("the project path {} does not exist", args.path.display()))?;
-
     let env = environment(&project_dir, args.env_file.as_deref())?;
     let config = liftoff_config::load(&liftoff_config::LoadOptions {
         project_dir: project_dir.clone(),
@@ -39,13 +45,22 @@ pub fn prepare(args: &ProjectArgs, out: &Output) -> Result<Prepared> {
         out.warn(warning);
     }
     out.debug(format!("config: {}", config.config_file.display()));
+    Ok(Loaded {
+        project_dir,
+        env,
+        config,
+    })
+}
 
+/// Loads the config, bundles the tasks and runs the extensions into a fresh build directory.
+pub fn prepare(args: &ProjectArgs, out: &Output) -> Result<Prepared> {
+    let loaded = load(args, out)?;
     let server_env = match &args.server_env_file {
         Some(f) => {
             let path = if f.is_absolute() {
                 f.clone()
             } else {
-                project_dir.join(f)
+                loaded.project_dir.join(f)
             };
             if !path.is_file() {
                 bail!("the server env file {} does not exist", path.display());
@@ -54,6 +69,17 @@ pub fn prepare(args: &ProjectArgs, out: &Output) -> Result<Prepared> {
         }
         None => BTreeMap::new(),
     };
+    bundle(args, loaded, server_env, out)
+}
+
+/// Bundles a loaded project with the platform's env vars (`manifest.deploy.env`).
+pub fn bundle(
+    args: &ProjectArgs,
+    loaded: Loaded,
+    server_env: BTreeMap<String, String>,
+    out: &Output,
+) -> Result<Prepared> {
+    let Loaded { env, config, .. } = loaded;
     let options = pipeline::BuildOptions {
         environment: args.env.as_str().to_string(),
         server_env,
@@ -181,6 +207,7 @@ pub fn build_image(
     config: &liftoff_config::ResolvedConfig,
     outcome: &pipeline::BuildOutcome,
     docker_tag: Option<&str>,
+    deployment: Option<&liftoff_builder::DeploymentArgs>,
     out: &Output,
 ) -> Result<liftoff_builder::BuiltImage> {
     let cache_dir = args
@@ -223,6 +250,7 @@ pub fn build_image(
         source_date_epoch: liftoff_image::source_date_epoch()?,
         step_timeout: std::time::Duration::from_secs(args.step_timeout),
         index_timeout: std::time::Duration::from_secs(20),
+        deployment: deployment.cloned(),
         squash_instructions: args.squash_instructions,
         url_mirrors: url_mirrors(&args.url_mirror)?,
         instruction_origins: instruction_origins(&outcome.plan, &outcome.manifest),
