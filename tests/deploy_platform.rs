@@ -298,3 +298,92 @@ fn login_whoami_list_profiles_logout() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(text(&bad.stderr).contains("is not a Personal Access Token"));
 }
+
+#[test]
+fn staging_has_its_own_versions_and_current() {
+    let env = start();
+    let prod = ok(&env.deploy(&[], &[]));
+    let staging = ok(&env.deploy(&["--env", "staging"], &[]));
+    let (pv, sv) = (
+        prod["version"].as_str().unwrap(),
+        staging["version"].as_str().unwrap(),
+    );
+    // Each environment numbers its own deployments (both are the first of the day).
+    assert_eq!(pv, sv);
+    let state = env.platform.state().unwrap();
+    let d = state
+        .deployment(staging["deploymentId"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(d.environment_slug, "stg");
+    assert!(
+        d.image_reference
+            .as_deref()
+            .unwrap()
+            .contains(&format!(":{sv}.stg@sha256:")),
+        "{d:?}"
+    );
+    assert_eq!(state.current_version(PROJECT, "prod"), Some(pv));
+    assert_eq!(state.current_version(PROJECT, "stg"), Some(sv));
+}
+
+#[test]
+fn concurrent_deploys_get_distinct_versions_and_concurrent_promotes_leave_one_current() {
+    let env = std::sync::Arc::new(start());
+    // Warm the image caches once so the concurrent runs race on the platform, not on the build.
+    let warm = ok(&env.deploy(&["--skip-promotion"], &[]));
+    let mut versions = vec![warm["version"].as_str().unwrap().to_string()];
+    let handles: Vec<_> = (0..7)
+        .map(|_| {
+            let env = std::sync::Arc::clone(&env);
+            std::thread::spawn(move || env.deploy(&["--skip-promotion"], &[]))
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().unwrap();
+        versions.push(ok(&out)["version"].as_str().unwrap().to_string());
+    }
+    let mut unique = versions.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 8, "{versions:?}");
+    let state = env.platform.state().unwrap();
+    assert_eq!(state.deployments.len(), 8);
+    assert!(state.deployments.iter().all(|d| d.status == "DEPLOYED"));
+    assert_eq!(state.current_version(PROJECT, "prod"), None);
+
+    // Promote all eight at once: exactly one ends up current, and it is one of them.
+    let hello = fixture("hello");
+    let handles: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            let env = std::sync::Arc::clone(&env);
+            let (v, hello) = (v.clone(), hello.clone());
+            std::thread::spawn(move || {
+                env.liftoff(&["promote", &v, "--path", hello.to_str().unwrap()], &[])
+            })
+        })
+        .collect();
+    let mut promoted = 0;
+    for h in handles {
+        let out = h.join().unwrap();
+        let err = text(&out.stderr);
+        assert!(!err.contains("panicked"), "{err}");
+        if out.status.success() {
+            promoted += 1;
+        } else {
+            // Refused as older than the current one: a clean error from the platform.
+            assert!(err.contains("400"), "{err}");
+        }
+    }
+    assert!(promoted >= 1);
+    let state = env.platform.state().unwrap();
+    let current = state.current_version(PROJECT, "prod").unwrap().to_string();
+    // Older versions are refused once a newer one is current, so the newest always wins
+    // (build numbers compared as numbers: .10 is newer than .9).
+    let key = |v: &String| {
+        let (date, n) = v.split_once('.').unwrap();
+        (date.to_string(), n.parse::<u32>().unwrap())
+    };
+    let newest = versions.iter().max_by_key(|v| key(v)).unwrap();
+    assert_eq!(&current, newest, "{versions:?}");
+}
