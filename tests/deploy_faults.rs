@@ -335,13 +335,7 @@ fn platform_killed_during_finalize() {
         .set_app_origin(Some(format!("http://{proxy_addr}")));
     let proxy = Proxy::start(proxy_addr, env.platform().addr());
 
-    let out = wait_child(child, Duration::from_secs(90));
-    let stderr = fails(&out);
-    assert!(stderr.contains("Failed to deploy project"), "{stderr}");
-    assert!(
-        stderr.contains("ended before the server reported the outcome"),
-        "{stderr}"
-    );
+    let (out, stderr) = finalize_cut_short(child);
     assert!(stderr.contains("marked failed on the platform"), "{stderr}");
     assert!(!stderr.contains(&env.seed.personal_access_token));
     assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
@@ -366,6 +360,18 @@ fn platform_killed_during_finalize() {
     proxy.kill();
 }
 
+/// Waits for the deploy whose finalize stream was cut; it must fail saying so.
+fn finalize_cut_short(child: std::process::Child) -> (Output, String) {
+    let out = wait_child(child, Duration::from_secs(90));
+    let stderr = fails(&out);
+    assert!(stderr.contains("Failed to deploy project"), "{stderr}");
+    assert!(
+        stderr.contains("ended before the server reported the outcome"),
+        "{stderr}"
+    );
+    (out, stderr)
+}
+
 /// Same, but the platform stays down until liftoff gives up: liftoff says it could not report
 /// the failure; the restarted platform still has the deployment unfinished (the worker was
 /// registered, so it is `DEPLOYING`, which the platform's deploy timeout — `BUILDING` only, as
@@ -377,13 +383,7 @@ fn platform_killed_during_finalize_and_down_while_liftoff_reports() {
     proxy.kill();
     env.platform.take().unwrap().stop();
 
-    let out = wait_child(child, Duration::from_secs(90));
-    let stderr = fails(&out);
-    assert!(stderr.contains("Failed to deploy project"), "{stderr}");
-    assert!(
-        stderr.contains("ended before the server reported the outcome"),
-        "{stderr}"
-    );
+    let (_out, stderr) = finalize_cut_short(child);
     assert!(
         stderr.contains("left as the platform reports it (unknown)"),
         "{stderr}"
