@@ -35,6 +35,9 @@ enum Command {
     ListProfiles(AccountArgs),
     /// Remove the profile's token.
     Logout(AccountArgs),
+    /// Check that this machine and project can build and deploy: config, versions, node, sandbox,
+    /// cache, registry and platform. Exits 1 if a check fails.
+    Doctor(DoctorArgs),
 }
 
 /// Flags shared by every command, as upstream's common options.
@@ -265,6 +268,43 @@ pub struct AccountArgs {
     pub common: CommonArgs,
 }
 
+/// `liftoff doctor [path]`.
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// The path to the project.
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    /// The config file, looked up in the project directory.
+    #[arg(short = 'c', long)]
+    pub config: Option<PathBuf>,
+    /// Check this registry (host[:port]): it answers, and accepts the credentials liftoff would
+    /// push with. Without it the registry check is skipped.
+    #[arg(long, value_name = "HOST")]
+    pub registry: Option<String>,
+    /// The cache directory to check (default: `$XDG_CACHE_HOME/liftoff` or `~/.cache/liftoff`).
+    #[arg(long, env = "LIFTOFF_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Username for --registry (before Docker's config.json and credential helpers).
+    #[arg(long, env = "LIFTOFF_REGISTRY_USERNAME", value_name = "USER")]
+    pub registry_username: Option<String>,
+    /// Password or token for --registry.
+    #[arg(
+        long,
+        env = "LIFTOFF_REGISTRY_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
+    pub registry_password: Option<String>,
+    /// A registry (host[:port]) reached over plain HTTP; repeatable. Loopback registries always are.
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registry: Vec<String>,
+    /// An extra PEM CA certificate for registries; repeatable.
+    #[arg(long = "registry-ca", value_name = "FILE")]
+    pub registry_ca: Vec<PathBuf>,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
 /// `liftoff build`: the dry-run pipeline plus the image, optionally pushed or loaded; no platform.
 #[derive(Debug, Args)]
 pub struct BuildArgs {
@@ -321,6 +361,10 @@ pub fn main() -> ExitCode {
         Command::Logout(args) => {
             let out = Output::new(args.common.log_level, args.common.json);
             report(&out, commands::account::logout(&args.common, &out))
+        }
+        Command::Doctor(args) => {
+            let out = Output::new(args.common.log_level, args.common.json);
+            report(&out, commands::doctor::run(&args, &out))
         }
     }
 }

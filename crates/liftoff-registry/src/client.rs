@@ -236,6 +236,15 @@ impl Access {
             push: true,
         }
     }
+
+    /// No repository scope, as `docker login` asks: enough to prove the credentials work.
+    pub(crate) fn login() -> Self {
+        Self {
+            repository: "its API (/v2/)".to_string(),
+            scopes: Vec::new(),
+            push: false,
+        }
+    }
 }
 
 /// A request body that can be sent again (after a 401, or on a retry).
@@ -485,6 +494,21 @@ impl Endpoint {
             return Err(self.unauthorized(access, 401, &mut response));
         }
         Ok(response)
+    }
+
+    /// Where the credentials in use come from, once the registry has asked for authentication
+    /// and there were some (`None` for an open registry, or anonymous access).
+    pub(crate) fn credentials_origin(&self) -> Option<String> {
+        let challenged = self
+            .challenge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_some();
+        if challenged {
+            self.credentials().origin.clone()
+        } else {
+            None
+        }
     }
 
     /// The credentials, resolved (running credential helpers) on first use.
@@ -856,9 +880,15 @@ impl Endpoint {
                     }
                     _ => String::new(),
                 };
-                format!(
-                    "The credentials for {login}{user} from {origin} were rejected or do not grant {action} access to this repository; check the repository name, then {how} with credentials that have {action} access"
-                )
+                if access.scopes.is_empty() {
+                    format!(
+                        "The credentials for {login}{user} from {origin} were rejected: {how} with valid credentials"
+                    )
+                } else {
+                    format!(
+                        "The credentials for {login}{user} from {origin} were rejected or do not grant {action} access to this repository; check the repository name, then {how} with credentials that have {action} access"
+                    )
+                }
             }
         };
         for failure in &resolved.helper_failures {

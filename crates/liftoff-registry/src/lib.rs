@@ -42,6 +42,76 @@ pub fn http_agent(config: &RegistryConfig) -> Result<ureq::Agent, RegistryError>
 }
 pub use reference::{DOCKER_HUB, Reference};
 
+/// What [`check_registry`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryCheck {
+    /// The registry, normalised (`docker.io`, `127.0.0.1:5000`).
+    pub registry: String,
+    /// The base URL that answered: `https://host`, or `http://host` for loopback and insecure
+    /// registries.
+    pub base: String,
+    /// Where the accepted credentials came from, when the registry asked for authentication and
+    /// liftoff had some (`None`: the registry is open, or allows anonymous access).
+    pub credentials: Option<String>,
+}
+
+/// Checks that `registry` (`host[:port]`) answers the distribution API at `/v2/` and, when it
+/// asks for authentication, that the credentials liftoff would push with (explicit, Docker
+/// config, credential helpers, auth files) are accepted: Basic is answered with them; for a
+/// token challenge a token without repository scope is fetched with them (as `docker login`
+/// does) and `/v2/` is asked again. A rejection is [`RegistryError::Unauthorized`] with a hint;
+/// no answer is [`RegistryError::Transport`].
+pub fn check_registry(
+    registry: &str,
+    config: &RegistryConfig,
+) -> Result<RegistryCheck, RegistryError> {
+    let host = registry
+        .trim()
+        .trim_start_matches("https://")
+        .trim_start_matches("http://")
+        .trim_end_matches('/');
+    let not_a_host = || {
+        RegistryError::InvalidReference {
+        input: registry.to_string(),
+        reason: "a registry is a host name or address with an optional `:port` (e.g. ghcr.io, localhost:5000)".to_string(),
+    }
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(not_a_host());
+    }
+    let probe: Reference = format!("{host}/liftoff-check")
+        .parse()
+        .map_err(|_| not_a_host())?;
+    if probe.repository.contains('/') && probe.repository != "library/liftoff-check" {
+        return Err(not_a_host());
+    }
+    let keychain = credentials::Keychain::load(config)?;
+    let lookup = keychain.lookup(&probe.registry, &probe.repository);
+    let http = client::http_for(
+        config,
+        &[&probe.registry, client::registry_host(&probe.registry)],
+    )?;
+    let bases = client::registry_bases(&probe.registry, config);
+    let endpoint =
+        client::Endpoint::connect(&http, &probe.registry, &probe.registry, &bases, &lookup)?;
+    let url = format!("{}/v2/", endpoint.base());
+    let mut response = endpoint.request(
+        ureq::http::Method::GET,
+        &url,
+        &client::Access::login(),
+        &[],
+        &client::Payload::None,
+    )?;
+    if !response.status().is_success() {
+        return Err(endpoint.status_error("GET", &url, &mut response));
+    }
+    Ok(RegistryCheck {
+        base: endpoint.base().to_string(),
+        credentials: endpoint.credentials_origin(),
+        registry: probe.registry,
+    })
+}
+
 /// Where a [`PulledImage`] came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageSource {
