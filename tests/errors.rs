@@ -168,3 +168,33 @@ fn unknown_environment_is_a_usage_error() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("prod"), "{}", text(&out.stderr));
 }
+
+/// Upstream 3.3.17's hidden deploy flags are accepted so workflows keep working (`--no-cache`,
+/// `--tag`, `--save-logs` have no effect there either); a platform other than amd64 is refused.
+#[test]
+fn upstream_hidden_deploy_flags_are_accepted() {
+    let (dir, _) = common::dry_run(
+        &common::fixture("hello"),
+        &[
+            "--no-cache",
+            "--tag",
+            "v1",
+            "--save-logs",
+            "--build-platform",
+            "linux/amd64",
+            "--self-hosted",
+        ],
+    );
+    assert!(dir.join("build.json").is_file());
+    let out = common::liftoff([
+        "deploy",
+        "--dry-run",
+        "--no-image",
+        common::fixture("hello").to_str().unwrap(),
+        "--build-platform",
+        "linux/arm64",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(common::text(&out.stderr).contains("linux/amd64 images only"));
+    std::fs::remove_dir_all(dir).unwrap();
+}

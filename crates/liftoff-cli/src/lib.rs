@@ -231,6 +231,24 @@ pub struct DeployArgs {
     /// Also load the image into the local Docker engine (`DOCKER_HOST` or the default socket).
     #[arg(long)]
     pub load_image: bool,
+    /// Accepted for compatibility: a no-op in upstream 3.3.17 too (liftoff rebuilds a step only
+    /// when its inputs change).
+    #[arg(long, hide = true)]
+    pub no_cache: bool,
+    /// Accepted for compatibility ("coming soon" and ignored in upstream 3.3.17).
+    #[arg(long, hide = true, value_name = "TAG")]
+    pub tag: Option<String>,
+    /// The image platform: only linux/amd64 (upstream's default).
+    #[arg(
+        long,
+        hide = true,
+        value_name = "PLATFORM",
+        default_value = "linux/amd64"
+    )]
+    pub build_platform: String,
+    /// Accepted for compatibility (unused in upstream 3.3.17).
+    #[arg(long, hide = true)]
+    pub save_logs: bool,
     #[command(flatten)]
     pub image: ImageArgs,
     #[command(flatten)]

@@ -11,6 +11,12 @@ use crate::commands::{account, build, shared};
 use crate::output::Output;
 
 pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
+    if args.build_platform != "linux/amd64" {
+        bail!(
+            "--build-platform {}: liftoff builds linux/amd64 images only (upstream's default)",
+            args.build_platform
+        );
+    }
     if !args.dry_run {
         return deploy(args, out);
     }
