@@ -11,7 +11,7 @@ use std::process::{Command, Output};
 
 use common::image::mirrors_configured;
 use common::{fixture, repo, text};
-use liftoff_platform::{Platform, PlatformConfig, Seed, SeedProject};
+use liftoff_platform::{Platform, PlatformConfig, Seed};
 use serde_json::Value;
 
 const PROJECT: &str = "proj_liftofffixturehello";
@@ -95,16 +95,7 @@ struct Env {
 
 fn start() -> Env {
     let tmp = tempfile::tempdir().unwrap();
-    let mut seed = Seed::generate();
-    seed.projects = vec![SeedProject {
-        ref_: PROJECT.into(),
-        name: "hello".into(),
-        env_api_keys: vec![
-            ("prod".into(), "tr_prod_liftofftestkey0001".into()),
-            ("staging".into(), "tr_stg_liftofftestkey00002".into()),
-        ],
-        env_vars: vec![],
-    }];
+    let seed = common::platform::seed(PROJECT, &[]);
     let registry = std::env::var("LIFTOFF_TEST_REGISTRY")
         .expect("LIFTOFF_TEST_REGISTRY: source scripts/test-env/env.sh (scripts/test does)");
     let mut config = PlatformConfig::new(tmp.path().join("platform.db"), seed.clone());

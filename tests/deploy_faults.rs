@@ -13,12 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use liftoff_platform::{Fault, Platform, PlatformConfig, Seed, SeedProject, State};
+use liftoff_platform::{Fault, Platform, PlatformConfig, Seed, State};
 
 const HELLO: &str = "proj_liftofffixturehello";
 const CUSTOM_EXT: &str = "proj_liftofffixturecustomext";
-const PROD_KEY: &str = "tr_prod_liftofffaultkey0001";
-const STG_KEY: &str = "tr_stg_liftofffaultkey00002";
 
 // --- helpers (copied in spirit from deploy_platform.rs / common) ---------------------------
 
@@ -58,17 +56,7 @@ struct Env {
 }
 
 fn seed_for(project_ref: &str) -> Seed {
-    let mut seed = Seed::generate();
-    seed.projects = vec![SeedProject {
-        ref_: project_ref.into(),
-        name: "faults".into(),
-        env_api_keys: vec![
-            ("prod".into(), PROD_KEY.into()),
-            ("staging".into(), STG_KEY.into()),
-        ],
-        env_vars: vec![("prod".into(), "SERVER_ONLY".into(), "from-platform".into())],
-    }];
-    seed
+    common::platform::seed(project_ref, &[("prod", "SERVER_ONLY", "from-platform")])
 }
 
 fn config(db: &Path, seed: &Seed) -> PlatformConfig {
@@ -514,7 +502,7 @@ fn unknown_pat_and_environment_key_are_refused() {
     let before = env.platform().requests().len();
     let out = env
         .command(&["deploy", hello])
-        .env("TRIGGER_ACCESS_TOKEN", PROD_KEY)
+        .env("TRIGGER_ACCESS_TOKEN", common::platform::PROD_KEY)
         .output()
         .unwrap();
     let stderr = fails(&out);
@@ -522,12 +510,16 @@ fn unknown_pat_and_environment_key_are_refused() {
         stderr.contains("is not a Personal Access Token, they start with 'tr_pat_'"),
         "{stderr}"
     );
-    assert!(!stderr.contains(PROD_KEY), "{stderr}");
+    assert!(!stderr.contains(common::platform::PROD_KEY), "{stderr}");
     assert_eq!(env.platform().requests().len(), before);
     assert!(env.state().deployments.is_empty());
 
     // The platform itself refuses an environment key on the PAT route.
-    let (status, body) = http_get(&env.platform().url(), "/api/v2/whoami", PROD_KEY);
+    let (status, body) = http_get(
+        &env.platform().url(),
+        "/api/v2/whoami",
+        common::platform::PROD_KEY,
+    );
     assert_eq!(status, 401, "{body}");
     assert!(body.contains("Invalid or Missing Access Token"), "{body}");
     let (status, body) = http_get(
@@ -677,8 +669,8 @@ fn secrets_do_not_leak_into_logs_outputs_or_the_image() {
 
     let secrets = [
         env.seed.personal_access_token.as_str(),
-        PROD_KEY,
-        STG_KEY,
+        common::platform::PROD_KEY,
+        common::platform::STAGING_KEY,
         "sk_live_not_a_real_secret_1234",
         "s3cr3t-value-5678",
     ];

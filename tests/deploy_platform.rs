@@ -10,7 +10,7 @@ use std::process::{Command, Output};
 
 use common::image::{cache_dir, mirrors_configured};
 use common::{fixture, text};
-use liftoff_platform::{Fault, Platform, PlatformConfig, Seed, SeedProject};
+use liftoff_platform::{Fault, Platform, PlatformConfig, Seed};
 
 const PROJECT: &str = "proj_liftofffixturehello";
 
@@ -23,16 +23,7 @@ struct Env {
 
 fn start() -> Env {
     let home = tempfile::tempdir().unwrap();
-    let mut seed = Seed::generate();
-    seed.projects = vec![SeedProject {
-        ref_: PROJECT.into(),
-        name: "hello".into(),
-        env_api_keys: vec![
-            ("prod".into(), "tr_prod_liftofftestkey0001".into()),
-            ("staging".into(), "tr_stg_liftofftestkey00002".into()),
-        ],
-        env_vars: vec![("prod".into(), "SERVER_ONLY".into(), "from-platform".into())],
-    }];
+    let seed = common::platform::seed(PROJECT, &[("prod", "SERVER_ONLY", "from-platform")]);
     let mut config = PlatformConfig::new(home.path().join("platform.db"), seed.clone());
     config.registry_host = Some(std::env::var("LIFTOFF_TEST_REGISTRY").unwrap());
     let platform = Platform::start(config).unwrap();

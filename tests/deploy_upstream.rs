@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use common::{dry_run, fixture, read_json, text};
-use liftoff_platform::{Platform, PlatformConfig, Seed, SeedProject};
+use liftoff_platform::{Platform, PlatformConfig, Seed};
 use serde_json::Value;
 
 const PROJECT: &str = "proj_liftofffixturehello";
@@ -28,16 +28,7 @@ struct Env {
 
 fn start() -> Env {
     let home = tempfile::tempdir().unwrap();
-    let mut seed = Seed::generate();
-    seed.projects = vec![SeedProject {
-        ref_: PROJECT.into(),
-        name: "hello".into(),
-        env_api_keys: vec![
-            ("prod".into(), "tr_prod_liftofftestkey0001".into()),
-            ("staging".into(), "tr_stg_liftofftestkey00002".into()),
-        ],
-        env_vars: vec![("prod".into(), "SERVER_ONLY".into(), "from-platform".into())],
-    }];
+    let seed = common::platform::seed(PROJECT, &[("prod", "SERVER_ONLY", "from-platform")]);
     let config = PlatformConfig::new(home.path().join("platform.db"), seed.clone());
     let platform = Platform::start(config).unwrap();
     Env {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use common::{fixture, text};
-use liftoff_platform::{Platform, PlatformConfig, Seed, SeedProject};
+use liftoff_platform::{Platform, PlatformConfig, Seed};
 use serde_json::Value;
 
 const PROJECT: &str = "proj_liftofffixturehello";
@@ -92,13 +92,7 @@ fn registry() -> String {
 }
 
 fn start_platform(home: &Home) -> (Platform, Seed) {
-    let mut seed = Seed::generate();
-    seed.projects = vec![SeedProject {
-        ref_: PROJECT.into(),
-        name: "hello".into(),
-        env_api_keys: vec![("prod".into(), "tr_prod_liftofftestkey0001".into())],
-        env_vars: Vec::new(),
-    }];
+    let seed = common::platform::seed(PROJECT, &[]);
     let config = PlatformConfig::new(home.dir.path().join("platform.db"), seed.clone());
     (Platform::start(config).unwrap(), seed)
 }

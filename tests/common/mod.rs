@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod image;
+pub mod platform;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
