@@ -591,3 +591,96 @@ fn env_var_import_with_env_key_and_pat() {
     assert_eq!(body["variableErrors"].as_array().map(Vec::len), Some(2));
     platform.stop();
 }
+
+/// 20 deployed versions promoted all at once: every promote either wins or is refused as older
+/// (or already current), and the database ends with exactly one `current` row per environment,
+/// pointing at the newest version (asserted in SQL).
+#[test]
+fn twenty_concurrent_promotes_leave_one_consistent_current() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let platform = start(dir.path());
+    let url = platform.url();
+    let api = Api::new(&url);
+    let mut versions = Vec::new();
+    for _ in 0..20 {
+        let created = api.built(PROD_KEY, &["task-a"]);
+        let id = created["id"].as_str().expect("id").to_owned();
+        let stream = api.finalize(
+            &id,
+            PROD_KEY,
+            &json!({ "imageReference": format!("r/x@sha256:{id}"), "selfHosted": true, "skipPromotion": true }),
+            None,
+        );
+        assert_eq!(names(&stream), ["complete"], "{:?}", stream.events);
+        versions.push(created["version"].as_str().expect("version").to_owned());
+    }
+    let handles: Vec<_> = versions
+        .iter()
+        .map(|v| {
+            let (url, v) = (url.clone(), v.clone());
+            std::thread::spawn(move || {
+                Api::new(&url).post_raw(
+                    &format!("/api/v1/deployments/{v}/promote"),
+                    Some(PROD_KEY),
+                    None,
+                )
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for h in handles {
+        let (status, body) = h.join().expect("thread");
+        match status {
+            200 => won += 1,
+            400 => {
+                let e = body["error"].as_str().unwrap_or_default();
+                assert!(
+                    e.contains("older than the current") || e.contains("already the current"),
+                    "{body}"
+                );
+            }
+            other => panic!("promote answered {other}: {body}"),
+        }
+    }
+    assert!(won >= 1);
+    let newest = versions
+        .iter()
+        .max_by_key(|v| v.rsplit('.').next().and_then(|n| n.parse::<u32>().ok()))
+        .expect("versions")
+        .clone();
+    let state = platform.state().expect("state");
+    assert_eq!(
+        state.current_version(PROJECT, "prod"),
+        Some(newest.as_str())
+    );
+    let db = platform.db().to_path_buf();
+    platform.stop();
+
+    let conn = rusqlite::Connection::open(db).expect("open the database");
+    let rows: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM promotions WHERE label = 'current'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(rows, 1, "exactly one current deployment");
+    let (current, status): (String, String) = conn
+        .query_row(
+            "SELECT d.version, d.status FROM promotions p JOIN deployments d ON d.id = p.deployment_id
+             WHERE p.label = 'current'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("current row");
+    assert_eq!(current, newest);
+    assert_eq!(status, "DEPLOYED");
+    let deployed: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM deployments WHERE status = 'DEPLOYED'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(deployed, 20);
+}
