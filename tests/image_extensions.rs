@@ -82,8 +82,8 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
         .any(|w| w == needle.as_bytes())
 }
 
-/// A failed build leaves no image in the build dir and no half-made step in the cache.
-fn assert_clean_failure(project: &Path) {
+/// A failed build leaves no image in the build dir and no half-made step in its cache.
+fn assert_clean_failure(project: &Path, cache: &Path) {
     let tmp = project.join(".trigger/tmp");
     for e in std::fs::read_dir(&tmp).into_iter().flatten() {
         let dir = e.unwrap().path();
@@ -93,29 +93,36 @@ fn assert_clean_failure(project: &Path) {
             dir.display()
         );
     }
-    let steps = cache_dir().join("steps/instructions");
-    for e in std::fs::read_dir(&steps).into_iter().flatten() {
-        let name = e.unwrap().file_name().to_string_lossy().into_owned();
-        assert!(
-            !name.starts_with(".tmp-"),
-            "a staging dir was left behind: {name}"
-        );
+    for kind in ["instructions", "packages", "npm"] {
+        for e in std::fs::read_dir(cache.join("steps").join(kind))
+            .into_iter()
+            .flatten()
+        {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".tmp-"),
+                "a staging dir was left behind: {kind}/{name}"
+            );
+        }
     }
 }
 
-/// `deploy --dry-run` with the image that must fail; returns stdout + stderr.
+/// `deploy --dry-run` with the image that must fail; returns stdout + stderr. It gets a cache of
+/// its own (the shared one holds other tests' steps in progress); every failure here happens
+/// before the packages step, so that costs only the base image from the local registry.
 fn build_fails(project: &Path, extra: &[&str]) -> String {
     mirrors_configured();
+    let cache = tempfile::tempdir().unwrap();
     let mut args: Vec<String> = vec!["deploy".into(), "--dry-run".into()];
     args.push(project.display().to_string());
     args.extend(["--base-image", BASE, "--cache-dir"].map(String::from));
-    args.push(cache_dir().display().to_string());
+    args.push(cache.path().display().to_string());
     args.extend(extra.iter().map(ToString::to_string));
     let out = liftoff(&args);
     let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(1), "{all}");
     assert!(!all.contains("panicked"), "{all}");
-    assert_clean_failure(project);
+    assert_clean_failure(project, cache.path());
     all
 }
 
