@@ -636,9 +636,11 @@ fn stage_transfer(
         && !dest_is_dir
         && std::fs::metadata(&items[0].0).is_ok_and(|m| m.is_file());
     let mut h = Sha256::new();
+    let mut extracted = false;
     for (path, name, downloaded) in &items {
         let meta = std::fs::symlink_metadata(path).map_err(io("read", path))?;
         let is_archive = add && !downloaded && meta.is_file() && is_tar_archive(path);
+        extracted |= is_archive;
         if is_archive {
             // ADD extracts local tar archives into the destination.
             extract_archive(path, staged)?;
@@ -657,13 +659,9 @@ fn stage_transfer(
     fingerprint_tree(staged, &mut h)?;
     Ok(TransferPlan {
         dest,
-        file: single_file && !is_tar_archive_any(add, &items),
+        file: single_file && !extracted,
         fingerprint: hex(&h.finalize()),
     })
-}
-
-fn is_tar_archive_any(add: bool, items: &[(PathBuf, String, bool)]) -> bool {
-    add && items.iter().any(|(p, _, d)| !d && is_tar_archive(p))
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -915,12 +913,10 @@ fn is_tar_archive(path: &Path) -> bool {
 }
 
 fn extract_archive(path: &Path, dest: &Path) -> Result<(), BuildError> {
-    let f = std::fs::File::open(path).map_err(io("read", path))?;
+    let mut f = std::fs::File::open(path).map_err(io("read", path))?;
     let mut head = [0u8; 2];
-    let gz = std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok()
-        && head == [0x1f, 0x8b];
+    let gz = f.read_exact(&mut head).is_ok() && head == [0x1f, 0x8b];
+    std::io::Seek::rewind(&mut f).map_err(io("read", path))?;
     let reader: Box<dyn std::io::Read> = if gz {
         Box::new(flate2::read::GzDecoder::new(f))
     } else {

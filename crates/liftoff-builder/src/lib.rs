@@ -556,7 +556,7 @@ fn instruction_sources(
 }
 
 /// `build.env` values: they exist only while building and are never printed.
-fn secret_values(manifest: &BuildManifest) -> Vec<String> {
+pub(crate) fn secret_values(manifest: &BuildManifest) -> Vec<String> {
     let mut v: Vec<String> = manifest
         .build
         .env

@@ -375,14 +375,7 @@ pub(crate) fn build_commands(
     for (k, v) in manifest.build.env.iter().flatten() {
         env.push((k.clone(), v.clone()));
     }
-    let secrets: Vec<String> = manifest
-        .build
-        .env
-        .iter()
-        .flatten()
-        .map(|(_, v)| v.clone())
-        .filter(|v| v.len() >= 4)
-        .collect();
+    let secrets = crate::secret_values(manifest);
     for command in commands {
         run_step(
             &crate::instructions::redact(command, &secrets),

@@ -127,6 +127,19 @@ pub fn check_versions(
     }
 }
 
+/// The project's check: its `package.json` dependencies against the installed `trigger.dev`;
+/// `None` when `trigger.dev` is not installed (nothing to compare with).
+pub fn check_project(project_dir: &Path) -> Option<VersionCheck> {
+    let cli = installed_version(project_dir, "trigger.dev")?;
+    let package_json: Value = std::fs::read(project_dir.join("package.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    Some(check_versions(&package_json, &cli, &|name| {
+        installed_version(project_dir, name)
+    }))
+}
+
 /// The version in `node_modules/<name>/package.json`, looking in `project_dir` and its
 /// ancestors (node's resolution, enough for hoisted and workspace layouts).
 pub fn installed_version(project_dir: &Path, name: &str) -> Option<String> {

@@ -300,62 +300,37 @@ pub fn write_oci_layout(
     layout.write_manifest(manifest, tag)
 }
 
-/// Pack a layout directory into an uncompressed, deterministic oci-archive tar:
-/// `oci-layout`, `index.json`, then `blobs/`, `blobs/sha256/` and the blobs in name
-/// order; owner 0:0, mode 0644 (directories 0755), mtime 0. Nothing else in the directory
-/// (e.g. temporary files) goes in.
-pub fn write_oci_archive(layout_dir: &Path, file: &Path) -> Result<(), ImageError> {
+/// Archive entries: owner 0:0, mtime 0, files 0644, directories 0755.
+const ARCHIVE_FILE: Meta = Meta {
+    mode: 0o644,
+    uid: 0,
+    gid: 0,
+    mtime: 0,
+};
+const ARCHIVE_DIR: Meta = Meta {
+    mode: 0o755,
+    ..ARCHIVE_FILE
+};
+
+type ArchiveTar<'f> = DetTar<BufWriter<&'f File>>;
+
+/// Writes a deterministic tar to `file` through a temp file next to it, renamed into place
+/// (mode 0644) only once `add_entries` has added every entry.
+fn write_archive(
+    file: &Path,
+    prefix: &str,
+    add_entries: impl FnOnce(&mut ArchiveTar<'_>) -> Result<(), ImageError>,
+) -> Result<(), ImageError> {
     let parent = match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
         _ => PathBuf::from("."),
     };
     let tmp = tempfile::Builder::new()
-        .prefix(".tmp-oci-archive-")
+        .prefix(prefix)
         .tempfile_in(&parent)
         .ctx("creating a temporary file in", &parent)?;
     let mut tar = DetTar::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let file_meta = Meta {
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-    };
-    let dir_meta = Meta {
-        mode: 0o755,
-        ..file_meta
-    };
-    let add_file = |tar: &mut DetTar<_>, name: &str| -> Result<(), ImageError> {
-        let path = layout_dir.join(name);
-        let mut f = File::open(&path).ctx("opening", &path)?;
-        let size = f.metadata().ctx("reading metadata of", &path)?.len();
-        tar.file(
-            name.as_bytes(),
-            file_meta,
-            size,
-            &[],
-            io::Read::take(&mut f, size),
-        )
-        .ctx("archiving", &path)
-    };
-    add_file(&mut tar, "oci-layout")?;
-    add_file(&mut tar, "index.json")?;
-    tar.dir(b"blobs", dir_meta).ctx("archiving", layout_dir)?;
-    let blobs = layout_dir.join("blobs");
-    let mut algs = list_names(&blobs)?;
-    algs.retain(|a| !a.starts_with('.'));
-    for alg in algs {
-        let alg_dir = blobs.join(&alg);
-        if !alg_dir.is_dir() {
-            continue;
-        }
-        tar.dir(format!("blobs/{alg}").as_bytes(), dir_meta)
-            .ctx("archiving", &alg_dir)?;
-        let mut names = list_names(&alg_dir)?;
-        names.retain(|n| !n.starts_with('.'));
-        for name in names {
-            add_file(&mut tar, &format!("blobs/{alg}/{name}"))?;
-        }
-    }
+    add_entries(&mut tar)?;
     let out = tar.finish().ctx("writing", tmp.path())?;
     out.into_inner()
         .map_err(io::IntoInnerError::into_error)
@@ -366,6 +341,50 @@ pub fn write_oci_archive(layout_dir: &Path, file: &Path) -> Result<(), ImageErro
     tmp.persist(file)
         .map_err(|e| ImageError::io("renaming the archive to", file, e.error))?;
     Ok(())
+}
+
+/// Adds the file at `path` as `name`.
+fn archive_file(tar: &mut ArchiveTar<'_>, name: &str, path: &Path) -> Result<(), ImageError> {
+    let mut f = File::open(path).ctx("opening", path)?;
+    let size = f.metadata().ctx("reading metadata of", path)?.len();
+    tar.file(
+        name.as_bytes(),
+        ARCHIVE_FILE,
+        size,
+        &[],
+        io::Read::take(&mut f, size),
+    )
+    .ctx("archiving", path)
+}
+
+/// Pack a layout directory into an uncompressed, deterministic oci-archive tar:
+/// `oci-layout`, `index.json`, then `blobs/`, `blobs/sha256/` and the blobs in name
+/// order; owner 0:0, mode 0644 (directories 0755), mtime 0. Nothing else in the directory
+/// (e.g. temporary files) goes in.
+pub fn write_oci_archive(layout_dir: &Path, file: &Path) -> Result<(), ImageError> {
+    write_archive(file, ".tmp-oci-archive-", |tar| {
+        archive_file(tar, "oci-layout", &layout_dir.join("oci-layout"))?;
+        archive_file(tar, "index.json", &layout_dir.join("index.json"))?;
+        tar.dir(b"blobs", ARCHIVE_DIR)
+            .ctx("archiving", layout_dir)?;
+        let blobs = layout_dir.join("blobs");
+        let mut algs = list_names(&blobs)?;
+        algs.retain(|a| !a.starts_with('.'));
+        for alg in algs {
+            let alg_dir = blobs.join(&alg);
+            if !alg_dir.is_dir() {
+                continue;
+            }
+            tar.dir(format!("blobs/{alg}").as_bytes(), ARCHIVE_DIR)
+                .ctx("archiving", &alg_dir)?;
+            let mut names = list_names(&alg_dir)?;
+            names.retain(|n| !n.starts_with('.'));
+            for name in names {
+                archive_file(tar, &format!("blobs/{alg}/{name}"), &alg_dir.join(&name))?;
+            }
+        }
+        Ok(())
+    })
 }
 
 /// File names of a directory (UTF-8 only, as blob names are), sorted.
@@ -448,10 +467,7 @@ fn docker_manifest(
         })
     };
     let blob = |digest: &str| -> Result<PathBuf, ImageError> {
-        let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
-            ImageError::InvalidConfig(format!("unsupported digest {digest} in the layout"))
-        })?;
-        Ok(layout_dir.join("blobs/sha256").join(hex))
+        Ok(layout_dir.join("blobs/sha256").join(digest_hex(digest)?))
     };
     let index = read_json(&layout_dir.join("index.json"))?;
     let manifests = index["manifests"].as_array().cloned().unwrap_or_default();
@@ -509,68 +525,29 @@ pub fn write_docker_archive(
     file: &Path,
 ) -> Result<(), ImageError> {
     let (manifest_bytes, config_digest, layers) = docker_manifest(layout_dir, tag, repo_tags)?;
-    let blob = |digest: &str| -> Result<PathBuf, ImageError> {
-        let hex = digest.strip_prefix("sha256:").ok_or_else(|| {
-            ImageError::InvalidConfig(format!("unsupported digest {digest} in the layout"))
-        })?;
-        Ok(layout_dir.join("blobs/sha256").join(hex))
-    };
-    let name_of = |d: &str| format!("blobs/sha256/{}", d.trim_start_matches("sha256:"));
-
-    let parent = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-docker-archive-")
-        .tempfile_in(&parent)
-        .ctx("creating a temporary file in", &parent)?;
-    let mut tar = DetTar::new(BufWriter::with_capacity(1 << 20, tmp.as_file()));
-    let file_meta = Meta {
-        mode: 0o644,
-        uid: 0,
-        gid: 0,
-        mtime: 0,
-    };
-    let dir_meta = Meta {
-        mode: 0o755,
-        ..file_meta
-    };
-    tar.file(
-        b"manifest.json",
-        file_meta,
-        manifest_bytes.len() as u64,
-        &[],
-        &manifest_bytes[..],
-    )
-    .ctx("archiving", file)?;
-    tar.dir(b"blobs", dir_meta).ctx("archiving", file)?;
-    tar.dir(b"blobs/sha256", dir_meta).ctx("archiving", file)?;
-    let mut seen = std::collections::BTreeSet::new();
-    for digest in std::iter::once(&config_digest).chain(layers.iter()) {
-        if !seen.insert(digest.clone()) {
-            continue;
-        }
-        let path = blob(digest)?;
-        let mut f = File::open(&path).ctx("opening", &path)?;
-        let size = f.metadata().ctx("reading metadata of", &path)?.len();
+    write_archive(file, ".tmp-docker-archive-", |tar| {
         tar.file(
-            name_of(digest).as_bytes(),
-            file_meta,
-            size,
+            b"manifest.json",
+            ARCHIVE_FILE,
+            manifest_bytes.len() as u64,
             &[],
-            io::Read::take(&mut f, size),
+            &manifest_bytes[..],
         )
-        .ctx("archiving", &path)?;
-    }
-    let out = tar.finish().ctx("writing", tmp.path())?;
-    out.into_inner()
-        .map_err(io::IntoInnerError::into_error)
-        .ctx("writing", tmp.path())?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
-        .ctx("setting permissions of", tmp.path())?;
-    tmp.persist(file)
-        .map_err(|e| ImageError::io("renaming the archive to", file, e.error))?;
-    Ok(())
+        .ctx("archiving", file)?;
+        tar.dir(b"blobs", ARCHIVE_DIR).ctx("archiving", file)?;
+        tar.dir(b"blobs/sha256", ARCHIVE_DIR)
+            .ctx("archiving", file)?;
+        let mut seen = std::collections::BTreeSet::new();
+        for digest in std::iter::once(&config_digest).chain(layers.iter()) {
+            if seen.insert(digest.clone()) {
+                let hex = digest_hex(digest)?;
+                archive_file(
+                    tar,
+                    &format!("blobs/sha256/{hex}"),
+                    &layout_dir.join("blobs/sha256").join(hex),
+                )?;
+            }
+        }
+        Ok(())
+    })
 }

@@ -51,20 +51,13 @@ pub fn run(args: &BuildArgs, out: &Output) -> Result<()> {
         None,
         out,
     )?;
-    let layout = match args.image_args.output.as_deref() {
-        Some(o) if o.starts_with("oci:") => image.output.clone(),
-        _ => prepared.outcome.dir.join("image"),
-    };
+    let layout = shared::image_layout(&args.image_args, &image, &prepared.outcome);
 
     let mut pushed = None;
     if args.push
         && let Some(target) = &target
     {
-        let base = args
-            .image_args
-            .base_image
-            .clone()
-            .unwrap_or_else(|| liftoff_builder::DEFAULT_NODE_BASE.to_string());
+        let base = shared::base_image(&args.image_args, &prepared.config);
         let result = push(
             &layout,
             &image.tag,

@@ -64,17 +64,9 @@ pub fn run(args: &DeployArgs, out: &Output) -> Result<()> {
 /// terminal, or `CI` set) a mismatch fails with upstream's message; on a terminal it warns.
 fn version_guard(project_dir: &std::path::Path, out: &Output) -> Result<()> {
     use std::io::IsTerminal as _;
-    let Some(cli) = liftoff_deploy::version_guard::installed_version(project_dir, "trigger.dev")
-    else {
+    let Some(check) = liftoff_deploy::version_guard::check_project(project_dir) else {
         return Ok(());
     };
-    let package_json: serde_json::Value = std::fs::read(project_dir.join("package.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let check = liftoff_deploy::version_guard::check_versions(&package_json, &cli, &|name| {
-        liftoff_deploy::version_guard::installed_version(project_dir, name)
-    });
     if check.is_ok() {
         return Ok(());
     }
@@ -84,7 +76,8 @@ fn version_guard(project_dir: &std::path::Path, out: &Output) -> Result<()> {
         bail!("{}", check.ci_error_message().trim_end());
     }
     out.warn(format!(
-        "version mismatch: trigger.dev {cli} vs {}; use matching versions or --skip-update-check",
+        "version mismatch: trigger.dev {} vs {}; use matching versions or --skip-update-check",
+        check.cli_version,
         check
             .mismatches
             .iter()
@@ -204,24 +197,14 @@ fn deploy(args: &DeployArgs, out: &Output) -> Result<()> {
         .map_err(|e| StepError::build(format!("Error building image: {e:#}")))?;
         // The indexer ran in the build; register its worker as upstream's index controller does.
         let build_json: serde_json::Value =
-            std::fs::read(prepared.outcome.dir.join("build.json"))
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
+            serde_json::from_str(&manifest.to_build_json()).unwrap_or_default();
         let worker = liftoff_deploy::worker::background_worker_request(&build_json, &image.index)
             .map_err(|e| StepError::build(format!("Error indexing tasks: {e}")))?;
         client
             .create_background_worker(&init.id, &worker)
             .map_err(|e| StepError::build(format!("Error registering the worker: {}", e.upstream_message())))?;
-        let layout = match args.image.output.as_deref() {
-            Some(o) if o.starts_with("oci:") => image.output.clone(),
-            _ => prepared.outcome.dir.join("image"),
-        };
-        let base = args
-            .image
-            .base_image
-            .clone()
-            .unwrap_or_else(|| liftoff_builder::DEFAULT_NODE_BASE.to_string());
+        let layout = shared::image_layout(&args.image, &image, &prepared.outcome);
+        let base = shared::base_image(&args.image, &prepared.config);
         let target: liftoff_registry::Reference = image_ref
             .parse()
             .map_err(|e| StepError::build(format!("Error pushing image: {image_ref}: {e}")))?;

@@ -178,24 +178,17 @@ fn config(args: &DoctorArgs, project_dir: Option<&Path>) -> Check {
 
 /// 2. `trigger.dev` and every `@trigger.dev/*` dependency are one version (the deploy guard).
 fn versions(project_dir: Option<&Path>) -> Check {
-    use liftoff_deploy::version_guard::{check_versions, installed_version};
     const NAME: &str = "versions";
     let Some(project_dir) = project_dir else {
         return Check::skipped(NAME, "no project directory");
     };
-    let Some(cli) = installed_version(project_dir, "trigger.dev") else {
+    let Some(check) = liftoff_deploy::version_guard::check_project(project_dir) else {
         return Check::skipped(
             NAME,
             "trigger.dev is not installed in the project (node_modules): nothing to compare",
         );
     };
-    let package_json: serde_json::Value = std::fs::read(project_dir.join("package.json"))
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    let check = check_versions(&package_json, &cli, &|name| {
-        installed_version(project_dir, name)
-    });
+    let cli = &check.cli_version;
     if check.is_ok() {
         return Check::ok(
             NAME,

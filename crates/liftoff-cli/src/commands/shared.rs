@@ -199,6 +199,30 @@ pub fn environment(
     Ok(env)
 }
 
+/// `--base-image`, else upstream's default for the runtime.
+pub fn base_image(args: &ImageArgs, config: &liftoff_config::ResolvedConfig) -> String {
+    args.base_image.clone().unwrap_or_else(|| {
+        match config.runtime {
+            liftoff_config::Runtime::Node => liftoff_builder::DEFAULT_NODE_BASE,
+            liftoff_config::Runtime::Bun => liftoff_builder::DEFAULT_BUN_BASE,
+        }
+        .to_string()
+    })
+}
+
+/// The OCI layout a built image is in: `--output oci:DIR`, else `<build dir>/image` (where a
+/// docker-archive is also written from).
+pub fn image_layout(
+    args: &ImageArgs,
+    image: &liftoff_builder::BuiltImage,
+    outcome: &pipeline::BuildOutcome,
+) -> std::path::PathBuf {
+    match args.output.as_deref() {
+        Some(o) if o.starts_with("oci:") => image.output.clone(),
+        _ => outcome.dir.join("image"),
+    }
+}
+
 /// Builds the image of a prepared project (an OCI layout in `<build dir>/image`, unless
 /// `--output` says otherwise; a docker-archive is written from that layout).
 pub fn build_image(
@@ -230,13 +254,7 @@ pub fn build_image(
         }
         None => liftoff_builder::ImageOutput::OciDir(layout_dir.clone()),
     };
-    let base_image = args.base_image.clone().unwrap_or_else(|| {
-        match config.runtime {
-            liftoff_config::Runtime::Node => liftoff_builder::DEFAULT_NODE_BASE,
-            liftoff_config::Runtime::Bun => liftoff_builder::DEFAULT_BUN_BASE,
-        }
-        .to_string()
-    });
+    let base_image = base_image(args, config);
     let options = liftoff_builder::ImageOptions {
         base_image,
         cache_dir,
